@@ -1,0 +1,55 @@
+# Section 9 course: every instructor step is a target. The environment is created on first use.
+#
+#   make demo       the whole instructor demo: generate -> demo submissions -> autograde -> feedback -> grades
+#   make test       the test suite (what .ci/run runs)
+#
+# Single steps, in the order an instructor runs them: generate, submissions, autograde, feedback, export, scores.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# nbgrader shells out to `alembic`, and kernels are found through PATH: the venv's bin/ must come first.
+RUN := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
+ASSIGNMENT := section09
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv generate submissions autograde feedback export scores lab clean-demo
+
+demo: $(STAMP)
+	$(RUN) $(BIN)/python -m rnncourse demo
+
+test: $(STAMP)
+	$(RUN) $(BIN)/python -m pytest
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+generate: $(STAMP)
+	$(RUN) $(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force
+
+submissions: $(STAMP)
+	$(RUN) $(BIN)/python -m rnncourse submissions
+
+autograde: $(STAMP)
+	$(RUN) $(BIN)/python -m rnncourse autograde
+
+feedback: $(STAMP)
+	$(RUN) $(BIN)/nbgrader generate_feedback $(ASSIGNMENT) --force
+
+export: $(STAMP)
+	$(RUN) $(BIN)/nbgrader export --to grades.csv
+
+scores: $(STAMP)
+	$(RUN) $(BIN)/python -m rnncourse scores
+
+# The student's view: JupyterLab on the released assignment (open a notebook, run it, press Validate).
+lab: $(STAMP)
+	cd release/$(ASSIGNMENT) && $(RUN) $(BIN)/jupyter lab
+
+clean-demo:
+	rm -rf submitted autograded/*/ feedback gradebook.db grades.csv

@@ -1,0 +1,41 @@
+"""nbgrader configuration for Section 9: Recurrent Neural Networks & LSTMs.
+
+This file makes the repository root an nbgrader course directory: `source/`, `release/`, `submitted/`,
+`autograded/` and `feedback/` live beside it, and the gradebook is `gradebook.db` here. Run nbgrader from this
+directory with the project's environment first on PATH (nbgrader shells out to `alembic`): `make <step>` does that.
+"""
+
+c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
+
+# The course id appears in the gradebook and in exchange paths.
+c.CourseDirectory.course_id = "section9-rnn"
+
+# Per-cell time limit in seconds, for autograde *and* for the students' Validate. The slowest legitimate cell of
+# the section runs in a few seconds on a laptop; 60 s leaves room for a busy grading machine while an infinite loop
+# costs one minute of its own cell and nothing else (nbgrader interrupts the kernel and moves on).
+c.Execute.timeout = 60
+c.Execute.interrupt_on_timeout = True
+
+# A student who deletes a test cell must not escape its points: re-add missing test cells from the gradebook
+# (nbgrader leaves this off by default).
+c.OverwriteCells.add_missing_cells = True
+
+# A submission that floods its output must not bloat the autograded notebooks or feedback: keep at most 200 lines
+# of stream output per cell and 60 traceback lines.
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_traceback = 60
+
+# nbgrader scores a test cell 0 if it wrote *anything* to stderr. PyTorch's harmless warnings do so: its C++ ones
+# start with "[W<date> <time> <file>:<line>]" (e.g. NNPACK on unsupported CPUs) and its Python ones name a file
+# under torch/. IgnorePattern (disabled by default) drops stderr outputs that match, so such a warning cannot zero
+# a correct answer. Real errors are error outputs, not stderr, and still score 0.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"\[W\d{4} [^\]]*\]|[\\/]torch[\\/][^:]*:\d+: \w*Warning:"
+
+# Feedback HTML shows the autograded notebook, hidden tests included (nbgrader issues #917, #1363). Strip the
+# hidden-test code from feedback; the failure messages the checks print stay, so students see what is wrong.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

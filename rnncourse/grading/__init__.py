@@ -1,0 +1,1 @@
+"""Hidden tests of the section's notebooks. Instructor-side only: nothing here is released to students."""

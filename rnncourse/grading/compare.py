@@ -1,0 +1,269 @@
+"""What every hidden test shares: call student code safely, compare with a reference, report in words.
+
+A hidden test cell calls one ``check_*`` function (see ``nb01``). Each check
+
+* builds inputs from fixed seeds with a private ``torch.Generator`` inside ``fork_rng``, so the score is the same on
+  every run and the student's own random stream is left as it was;
+* computes the expected result with PyTorch's own modules, in float64;
+* calls the student's function quietly: its prints, warnings and stderr never reach the cell (nbgrader scores a test
+  cell 0 for any stderr), an endless loop is cut off after ``CALL_TIME_LIMIT_S``, and its errors are reported;
+* collects every property that fails and raises one ``HiddenTestFailure`` that says what is wrong and how to look
+  for it, never the hidden inputs, the expected values or the test's code.
+
+The grading tolerance lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+import threading
+import warnings
+from typing import Callable, Iterable, Iterator, Sequence
+
+import torch
+
+# Tolerance by the dtype the student computed in. float64 results must match PyTorch's to 1e-7 (torch.testing's
+# float64 default); float32 ones are compared with the float64 reference, so they get float32 round-off room.
+TOLERANCE = {
+    torch.float64: dict(rtol=1e-7, atol=1e-7),
+    torch.float32: dict(rtol=1e-4, atol=1e-5),
+}
+CALL_TIME_LIMIT_S = 10.0
+
+# Each check also runs its first case on a GPU when one is present, so device-agnostic code is verified there.
+DEVICES = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
+
+class HiddenTestFailure(AssertionError):
+    """A hidden test failed. IPython shows only this message: no test code and no hidden inputs."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for custom tracebacks
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+class _CallTimedOut(BaseException):
+    """Raised inside a student's function that runs too long (a BaseException, so `except Exception` can't eat it)."""
+
+
+class StudentCallFailed(Exception):
+    """The student's function raised or timed out; the Checker has already recorded why."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals only reach the main thread; the kernel runs cells there, so this is only for odd callers
+        return
+
+    def on_alarm(signum, frame):
+        raise _CallTimedOut()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Keep prints and warnings of student code out of the test cell's output."""
+    sink = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextlib.contextmanager
+def substituted(fn: Callable, **replacements: Callable) -> Iterator[None]:
+    """Temporarily replace names that `fn` looks up globally (e.g. the student's `rnn_step` inside `rnn_unroll`).
+
+    This grades each function on its own: a wrong `rnn_step` cannot cost the points of a correct `rnn_unroll`.
+    """
+    namespace = getattr(fn, "__globals__", None)
+    if namespace is None:
+        yield
+        return
+    missing = object()
+    saved = {name: namespace.get(name, missing) for name in replacements}
+    namespace.update(replacements)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
+    return torch.randn(*shape, generator=gen, dtype=torch.float64) * scale
+
+
+def uniform(gen: torch.Generator, *shape: int, bound: float) -> torch.Tensor:
+    """U(-bound, bound) in float64, PyTorch's own initialisation range for recurrent layers."""
+    return (torch.rand(*shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+
+
+def to(tensors: Sequence, dtype: torch.dtype, device: str) -> list:
+    """Move float tensors to dtype and device; integer tensors (token ids, lengths) keep their dtype."""
+    moved = []
+    for t in tensors:
+        if isinstance(t, torch.Tensor):
+            t = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+        moved.append(t)
+    return moved
+
+
+def variants(base_cases: Sequence[dict]) -> list[dict]:
+    """The float64 cases, the first case again in float32, and the first case on each extra device."""
+    cases = [dict(case, dtype=torch.float64, device="cpu") for case in base_cases]
+    first = base_cases[0]
+    cases.append(dict(first, dtype=torch.float32, device="cpu", label=f"{first['label']}, float32 inputs"))
+    for device in DEVICES[1:]:
+        cases.append(dict(first, dtype=torch.float64, device=device, label=f"{first['label']}, on {device}"))
+    return cases
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class Checker:
+    """Collects what is wrong with one student function across all hidden cases, then reports it once."""
+
+    def __init__(self, name: str, namespace: dict):
+        self.name = name
+        self.namespace = namespace
+        self.problems: list[str] = []
+        self.cases_run = 0
+        self.cases_failed = 0
+        self._case_failed = False
+
+    # -- finding the student's object -------------------------------------------------------------------------
+    def student_object(self, name: str | None = None):
+        name = name or self.name
+        if name not in self.namespace:
+            raise HiddenTestFailure(
+                f"{name} is not defined. Run the cell that defines it and make sure that cell finishes without an "
+                f"error (a syntax error or a missing implementation leaves it undefined)."
+            )
+        return self.namespace[name]
+
+    def student_function(self, name: str | None = None) -> Callable:
+        fn = self.student_object(name)
+        if not callable(fn):
+            raise HiddenTestFailure(f"{name or self.name} should be a function, but it is a {type(fn).__name__}.")
+        return fn
+
+    # -- recording --------------------------------------------------------------------------------------------
+    def fail(self, text: str) -> None:
+        self._case_failed = True
+        if text not in self.problems:
+            self.problems.append(text)
+
+    @contextlib.contextmanager
+    def case(self, label: str) -> Iterator[str]:
+        """One hidden case; a StudentCallFailed inside it ends the case, not the check."""
+        self.cases_run += 1
+        self._case_failed = False
+        try:
+            with torch.random.fork_rng(devices=[]):
+                yield label
+        except StudentCallFailed:
+            pass
+        if self._case_failed:
+            self.cases_failed += 1
+
+    def call(self, fn: Callable, *args, label: str, hint_on_error: str = ""):
+        """Call student code quietly with a time limit; record and re-raise as StudentCallFailed on error."""
+        name = getattr(fn, "__name__", self.name)
+        try:
+            with quiet(), _time_limit(CALL_TIME_LIMIT_S):
+                return fn(*args)
+        except _CallTimedOut:
+            self.fail(f"{name} did not return within {CALL_TIME_LIMIT_S:.0f} s ({label}): look for a loop that "
+                      f"never ends.")
+        except NotImplementedError:
+            self.fail(f"{name} is not implemented yet: it still raises NotImplementedError.")
+        except Exception as exc:  # the student's bug, reported in words; the traceback would show test code
+            text = f"{name} raised {type(exc).__name__}: {_first_line(exc)} ({label})."
+            self.fail(text + (f" {hint_on_error}" if hint_on_error else ""))
+        raise StudentCallFailed()
+
+    # -- comparing --------------------------------------------------------------------------------------------
+    def expect_tensor(self, got, want: torch.Tensor, what: str, label: str,
+                      mistakes: Iterable[tuple[str, Callable[[], torch.Tensor]]] = (),
+                      shape_hint: str = "") -> bool:
+        """got must match want in type, shape, dtype, device and values. On a value mismatch, name the first
+        known mistake whose output got matches, so the student learns what to look at."""
+        if not isinstance(got, torch.Tensor):
+            self.fail(f"{what} should be a torch.Tensor, but it is a {type(got).__name__} ({label}).")
+            return False
+        if tuple(got.shape) != tuple(want.shape):
+            self.fail(f"{what} has shape {tuple(got.shape)} but should have shape {tuple(want.shape)} ({label})."
+                      + (f" {shape_hint}" if shape_hint else ""))
+            return False
+        if got.dtype != want.dtype:
+            self.fail(f"{what} has dtype {got.dtype} but the inputs were {want.dtype} ({label}): build new tensors "
+                      f"with the inputs' dtype and device (e.g. torch.zeros(..., dtype=x.dtype, device=x.device)).")
+            return False
+        if got.device != want.device:
+            self.fail(f"{what} is on {got.device} but the inputs were on {want.device} ({label}): keep results on "
+                      f"the inputs' device.")
+            return False
+        if close(got, want):
+            return True
+        error = (got.detach().double().cpu() - want.detach().double().cpu()).abs().max().item()
+        message = f"{what} has the right shape but wrong values ({label}; largest error {error:.2g})."
+        for description, make_wrong in mistakes:
+            try:
+                wrong = make_wrong()
+            except Exception:  # a mistake that is impossible for these shapes cannot be what the student did
+                continue
+            if tuple(wrong.shape) == tuple(got.shape) and close(got, wrong.to(got.dtype)):
+                message += f" It looks like {description}."
+                break
+        self.fail(message)
+        return False
+
+    def expect_unchanged(self, before: Sequence[torch.Tensor], after: Sequence[torch.Tensor],
+                         names: Sequence[str], label: str) -> None:
+        for b, a, n in zip(before, after, names):
+            if isinstance(b, torch.Tensor) and not torch.equal(b, a):
+                self.fail(f"{self.name} changed its input {n} in place ({label}): the caller's tensors must stay "
+                          f"as they were; compute new tensors instead of writing into (or +=-ing) an input.")
+
+    def finish(self) -> None:
+        """Raise one HiddenTestFailure listing every problem found, or return quietly if there were none."""
+        if not self.problems:
+            return
+        lines = [f"{self.name} did not pass the hidden tests ({self.cases_failed} of {self.cases_run} hidden cases "
+                 f"failed). What is wrong:"]
+        lines += [f"  - {p}" for p in self.problems]
+        raise HiddenTestFailure("\n".join(lines))
+
+
+def close(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """True when got matches want within the tolerance of got's dtype (compared in float64 on the CPU)."""
+    tol = TOLERANCE.get(got.dtype, TOLERANCE[torch.float32])
+    g, w = got.detach().double().cpu(), want.detach().double().cpu()
+    if g.shape != w.shape:
+        return False
+    if not (torch.isfinite(g).all() and torch.isfinite(w).all()):
+        return False
+    return bool(((g - w).abs() <= tol["atol"] + tol["rtol"] * w.abs()).all())
+
+
+def clones(tensors: Sequence) -> list:
+    return [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in tensors]
