@@ -30,7 +30,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 generate: $(STAMP)
-	$(RUN) $(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force
+	$(RUN) $(BIN)/python -m rnncourse generate
 
 submissions: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse submissions
@@ -39,10 +39,10 @@ autograde: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse autograde
 
 feedback: $(STAMP)
-	$(RUN) $(BIN)/nbgrader generate_feedback $(ASSIGNMENT) --force
+	$(RUN) $(BIN)/python -m rnncourse feedback
 
 export: $(STAMP)
-	$(RUN) $(BIN)/nbgrader export --to grades.csv
+	$(RUN) $(BIN)/python -m rnncourse export
 
 scores: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse scores

@@ -25,12 +25,13 @@ c.OverwriteCells.add_missing_cells = True
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 60
 
-# nbgrader scores a test cell 0 if it wrote *anything* to stderr. PyTorch's harmless warnings do so: its C++ ones
-# start with "[W<date> <time> <file>:<line>]" (e.g. NNPACK on unsupported CPUs) and its Python ones name a file
-# under torch/. IgnorePattern (disabled by default) drops stderr outputs that match, so such a warning cannot zero
-# a correct answer. Real errors are error outputs, not stderr, and still score 0.
+# nbgrader scores a test cell 0 if it wrote *anything* to stderr, and a warning is not an error. PyTorch warns on
+# stderr in two forms: C++ warnings "[W<date> <time> <file>:<line>] ..." (e.g. NNPACK on unsupported CPUs) and Python
+# warnings "<file>:<line>: UserWarning: ..." (which name the student's cell when raised from torch's C++ core).
+# IgnorePattern (disabled by default) drops stderr outputs matching either form, so a warning cannot zero a correct
+# answer. Real failures are error outputs, not stderr, and still score 0.
 c.IgnorePattern.enabled = True
-c.IgnorePattern.pattern = r"\[W\d{4} [^\]]*\]|[\\/]torch[\\/][^:]*:\d+: \w*Warning:"
+c.IgnorePattern.pattern = r"(?m)^\[W\d{4} [^\]]*\]|:\d+: \w*Warning: "
 
 # Feedback HTML shows the autograded notebook, hidden tests included (nbgrader issues #917, #1363). Strip the
 # hidden-test code from feedback; the failure messages the checks print stay, so students see what is wrong.

@@ -145,7 +145,7 @@ class Checker:
     def __init__(self, name: str, namespace: dict):
         self.name = name
         self.namespace = namespace
-        self.problems: list[str] = []
+        self.problems: dict[str, dict] = {}  # problem text -> the cases it was seen in and the largest error
         self.cases_run = 0
         self.cases_failed = 0
         self._case_failed = False
@@ -167,10 +167,14 @@ class Checker:
         return fn
 
     # -- recording --------------------------------------------------------------------------------------------
-    def fail(self, text: str) -> None:
+    def fail(self, text: str, label: str | None = None, error: float | None = None) -> None:
+        """Record a problem; the same problem seen in several cases is reported once, with those cases."""
         self._case_failed = True
-        if text not in self.problems:
-            self.problems.append(text)
+        seen = self.problems.setdefault(text, {"labels": [], "error": None})
+        if label and label not in seen["labels"]:
+            seen["labels"].append(label)
+        if error is not None:
+            seen["error"] = max(seen["error"] or 0.0, error)
 
     @contextlib.contextmanager
     def case(self, label: str) -> Iterator[str]:
@@ -192,13 +196,13 @@ class Checker:
             with quiet(), _time_limit(CALL_TIME_LIMIT_S):
                 return fn(*args)
         except _CallTimedOut:
-            self.fail(f"{name} did not return within {CALL_TIME_LIMIT_S:.0f} s ({label}): look for a loop that "
-                      f"never ends.")
+            self.fail(f"{name} did not return within {CALL_TIME_LIMIT_S:g} s: look for a loop that never ends.",
+                      label)
         except NotImplementedError:
             self.fail(f"{name} is not implemented yet: it still raises NotImplementedError.")
         except Exception as exc:  # the student's bug, reported in words; the traceback would show test code
-            text = f"{name} raised {type(exc).__name__}: {_first_line(exc)} ({label})."
-            self.fail(text + (f" {hint_on_error}" if hint_on_error else ""))
+            text = f"{name} raised {type(exc).__name__}: {_first_line(exc).rstrip('.')}."
+            self.fail(text + (f" {hint_on_error}" if hint_on_error else ""), label)
         raise StudentCallFailed()
 
     # -- comparing --------------------------------------------------------------------------------------------
@@ -208,24 +212,24 @@ class Checker:
         """got must match want in type, shape, dtype, device and values. On a value mismatch, name the first
         known mistake whose output got matches, so the student learns what to look at."""
         if not isinstance(got, torch.Tensor):
-            self.fail(f"{what} should be a torch.Tensor, but it is a {type(got).__name__} ({label}).")
+            self.fail(f"{what} should be a torch.Tensor, but it is a {type(got).__name__}.", label)
             return False
         if tuple(got.shape) != tuple(want.shape):
-            self.fail(f"{what} has shape {tuple(got.shape)} but should have shape {tuple(want.shape)} ({label})."
-                      + (f" {shape_hint}" if shape_hint else ""))
+            self.fail(f"{what} has shape {tuple(got.shape)} but should have shape {tuple(want.shape)}."
+                      + (f" {shape_hint}" if shape_hint else ""), label)
             return False
         if got.dtype != want.dtype:
-            self.fail(f"{what} has dtype {got.dtype} but the inputs were {want.dtype} ({label}): build new tensors "
-                      f"with the inputs' dtype and device (e.g. torch.zeros(..., dtype=x.dtype, device=x.device)).")
+            self.fail(f"{what} has dtype {got.dtype} but the inputs were {want.dtype}: build new tensors with the "
+                      f"inputs' dtype and device (e.g. torch.zeros(..., dtype=x.dtype, device=x.device)).", label)
             return False
         if got.device != want.device:
-            self.fail(f"{what} is on {got.device} but the inputs were on {want.device} ({label}): keep results on "
-                      f"the inputs' device.")
+            self.fail(f"{what} is on {got.device.type} but the inputs were on {want.device.type}: keep results on "
+                      f"the inputs' device.", label)
             return False
         if close(got, want):
             return True
         error = (got.detach().double().cpu() - want.detach().double().cpu()).abs().max().item()
-        message = f"{what} has the right shape but wrong values ({label}; largest error {error:.2g})."
+        message = f"{what}: the shape is right but the values are wrong."
         for description, make_wrong in mistakes:
             try:
                 wrong = make_wrong()
@@ -234,15 +238,17 @@ class Checker:
             if tuple(wrong.shape) == tuple(got.shape) and close(got, wrong.to(got.dtype)):
                 message += f" It looks like {description}."
                 break
-        self.fail(message)
+        self.fail(message, label, error)
         return False
 
     def expect_unchanged(self, before: Sequence[torch.Tensor], after: Sequence[torch.Tensor],
                          names: Sequence[str], label: str) -> None:
-        for b, a, n in zip(before, after, names):
-            if isinstance(b, torch.Tensor) and not torch.equal(b, a):
-                self.fail(f"{self.name} changed its input {n} in place ({label}): the caller's tensors must stay "
-                          f"as they were; compute new tensors instead of writing into (or +=-ing) an input.")
+        """An input edited in place ends the case: comparing results made from changed inputs would mislead."""
+        changed = [n for b, a, n in zip(before, after, names) if isinstance(b, torch.Tensor) and not torch.equal(b, a)]
+        if changed:
+            self.fail(f"{self.name} changed its input {', '.join(changed)} in place: the caller's tensors must stay "
+                      f"as they were; compute new tensors instead of writing into (or +=-ing) an input.", label)
+            raise StudentCallFailed()
 
     def finish(self) -> None:
         """Raise one HiddenTestFailure listing every problem found, or return quietly if there were none."""
@@ -250,7 +256,13 @@ class Checker:
             return
         lines = [f"{self.name} did not pass the hidden tests ({self.cases_failed} of {self.cases_run} hidden cases "
                  f"failed). What is wrong:"]
-        lines += [f"  - {p}" for p in self.problems]
+        for text, seen in self.problems.items():
+            where = ""
+            if seen["labels"]:
+                n = len(seen["labels"])
+                where = f" [{n} case{'s' if n > 1 else ''}: {' | '.join(seen['labels'])}"
+                where += f"; largest error {seen['error']:.1e}]" if seen["error"] is not None else "]"
+            lines.append(f"  - {text}{where}")
         raise HiddenTestFailure("\n".join(lines))
 
 

@@ -161,7 +161,7 @@ def check_rnn_unroll(namespace: dict) -> None:
 def _pair(check: Checker, result, fn: str, names: str, label: str):
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
         check.fail(f"{fn} should return a pair {names}, but it returned {type(result).__name__}"
-                   f"{'' if not isinstance(result, (tuple, list)) else f' of length {len(result)}'} ({label}).")
+                   f"{'' if not isinstance(result, (tuple, list)) else f' of length {len(result)}'}.", label)
         raise StudentCallFailed()
     return result
 
@@ -231,24 +231,25 @@ def check_rnn_params_from_torch(namespace: dict) -> None:
                 "suffix _l0 (weight_ih_l0, ...). Handle both."))
             after = dict(module.named_parameters())
             if any(not torch.equal(before[n], after[n]) for n in before):
-                check.fail(f"rnn_params_from_torch changed the module's parameters ({label}): read them, never "
-                           f"write into them (e.g. bias_ih += bias_hh edits the module in place).")
+                check.fail("rnn_params_from_torch changed the module's parameters: read them, never write into "
+                           "them (e.g. bias_ih += bias_hh edits the module in place).", label)
+                raise StudentCallFailed()
             W, b = _pair(check, result, "rnn_params_from_torch", "(W, b)", label)
             if not (isinstance(W, torch.Tensor) and tuple(W.shape) == (H, H + D)):
                 check.fail(f"W should be a tensor of shape (H, H + D) = {(H, H + D)}, got "
-                           f"{tuple(W.shape) if isinstance(W, torch.Tensor) else type(W).__name__} ({label}).")
+                           f"{tuple(W.shape) if isinstance(W, torch.Tensor) else type(W).__name__}.", label)
                 continue
             if not (isinstance(b, torch.Tensor) and tuple(b.shape) == (H,)):
                 check.fail(f"b should be a tensor of shape (H,) = {(H,)}, got "
-                           f"{tuple(b.shape) if isinstance(b, torch.Tensor) else type(b).__name__} ({label}): "
-                           f"PyTorch's two biases are added, not stacked.")
+                           f"{tuple(b.shape) if isinstance(b, torch.Tensor) else type(b).__name__}: "
+                           f"PyTorch's two biases are added, not stacked.", label)
                 continue
             # Behaviour is what is graded: the converted parameters must reproduce the module's states.
             xs, h0 = randn(gen, 6, 2, D).to(case["dtype"]).to(case["device"]), randn(gen, 2, H).to(
                 case["dtype"]).to(case["device"])
             want = _run_module(module, xs, h0)
             got = reference_rnn_unroll(xs, h0, W.detach(), b.detach())[0]
-            if not check.expect_tensor(got, want, "the states computed with your (W, b)", label):
+            if not check.expect_tensor(got, want, "the hidden states that your (W, b) produce", label):
                 sfx = "" if case["kind"] == "cell" else "_l0"
                 p = {n: getattr(module, n + sfx).detach() for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
                 if close(W.detach(), torch.cat([p["weight_ih"], p["weight_hh"]], 1)):
@@ -301,8 +302,8 @@ def check_rnn_unroll_masked(namespace: dict) -> None:
                 else:
                     check.expect_tensor(hs[real], want_hs[real], "hs at real (unpadded) steps", label)
                     if (hs[~real] != 0).any():
-                        check.fail(f"hs is not zero at padded steps ({label}): hs[t, i] must be 0 for "
-                                   f"t >= lengths[i], as pad_packed_sequence returns.")
+                        check.fail("hs is not zero at padded steps: hs[t, i] must be 0 for t >= lengths[i], as "
+                                   "pad_packed_sequence returns.", label)
             check.expect_tensor(h_last, want_last, "h_last", label, mistakes=[
                 ("h_last is the state after the last time step T - 1 for every sequence; it should be the state "
                  "after step lengths[i] - 1 of each sequence i",
@@ -338,7 +339,8 @@ def check_embed(namespace: dict) -> None:
             token_ids, E = args = to(case["args"], case["dtype"], case["device"])
             before = clones(args)
             got = check.call(embed, *args, label=label, hint_on_error=(
-                "token_ids holds integer row numbers of E; one_hot needs num_classes=V to know the vocabulary size."))
+                "token_ids holds row numbers of E, which is (V, D); if you use one_hot, give it num_classes=V, since a "
+                "batch need not contain the last word of the vocabulary."))
             check.expect_unchanged(before, args, ["token_ids", "E"], label)
             want = reference_embed(*to(args, torch.float64, "cpu")).to(case["dtype"]).to(case["device"])
             check.expect_tensor(got, want, "the embedded sequence", label, mistakes=[

@@ -1,0 +1,48 @@
+"""Where things are in a course directory, and the environment nbgrader needs to run from it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ASSIGNMENT = "section09"
+# The assignment's notebooks in teaching order; later issues add 02_lstm_gates and 03_pytorch_walkthrough.
+NOTEBOOKS = ["01_rnn_unrolling"]
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def tool_env(extra: dict | None = None) -> dict:
+    """os.environ with this interpreter's bin/ first on PATH: nbgrader shells out to `alembic`, and the kernel and
+    the `nbgrader` command must come from the same environment as this package."""
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    # Kernels inherit this: torch must not start more threads than the machine's cores share well.
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(extra or {})
+    return env
+
+
+def bin_path(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def source_notebook(course_dir: Path, notebook: str) -> Path:
+    return Path(course_dir) / "source" / ASSIGNMENT / f"{notebook}.ipynb"
+
+
+def release_notebook(course_dir: Path, notebook: str) -> Path:
+    return Path(course_dir) / "release" / ASSIGNMENT / f"{notebook}.ipynb"
+
+
+def submitted_dir(course_dir: Path, student: str) -> Path:
+    return Path(course_dir) / "submitted" / student / ASSIGNMENT
+
+
+def autograded_notebook(course_dir: Path, student: str, notebook: str) -> Path:
+    return Path(course_dir) / "autograded" / student / ASSIGNMENT / f"{notebook}.ipynb"

@@ -1,0 +1,123 @@
+"""Scores straight from the gradebook (nbgrader's Python API), plus what the autograded notebooks say went wrong."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+
+from . import notebooks
+from .course import ASSIGNMENT, autograded_notebook, source_notebook
+
+# Errors worth telling the instructor about, by the name nbgrader or Python gives them.
+_NOTABLE_ERRORS = {
+    "CellTimeoutError": "timed out",
+    "SyntaxError": "syntax error",
+    "IndentationError": "syntax error",
+    "HiddenTestFailure": None,  # the normal way to lose points: shown per cell, not as a note
+}
+
+
+@dataclass
+class NotebookResult:
+    student: str
+    notebook: str
+    score: float
+    max_score: float
+    cells: dict = field(default_factory=dict)  # grade id of each test cell -> score
+    notes: list = field(default_factory=list)
+
+
+def gradebook_url(course_dir: Path) -> str:
+    return f"sqlite:///{Path(course_dir).resolve() / 'gradebook.db'}"
+
+
+def collect(course_dir: Path) -> list[NotebookResult]:
+    """One result per (student, notebook) of the assignment, students in alphabetical order."""
+    results, order = [], {}
+    with warnings.catch_warnings(), Gradebook(gradebook_url(course_dir)) as gb:
+        warnings.simplefilter("ignore")  # SQLAlchemy's SAWarnings about nbgrader's session use are not ours to fix
+        assignment = gb.find_assignment(ASSIGNMENT)
+        notebook_names = [nb.name for nb in assignment.notebooks]
+        for student in sorted(s.id for s in gb.students):
+            for name in notebook_names:
+                try:
+                    submitted = gb.find_submission_notebook(name, ASSIGNMENT, student)
+                except MissingEntry:
+                    continue  # this student handed in nothing for the assignment
+                result = NotebookResult(student, name, submitted.score, submitted.max_score)
+                scores = {g.name: g.score for g in submitted.grades if g.cell_type == "code"}
+                for grade_id in order.setdefault(name, _cell_order(course_dir, name, scores)):
+                    result.cells[grade_id] = scores.get(grade_id, 0.0)
+                result.notes = notes(course_dir, student, name)
+                results.append(result)
+    return results
+
+
+def _cell_order(course_dir: Path, notebook: str, scores: dict) -> list:
+    """Test cells in the order the notebook shows them (the gradebook has no order)."""
+    path = source_notebook(course_dir, notebook)
+    shown = list(notebooks.test_cells(notebooks.read(path))) if path.exists() else []
+    return [c for c in shown if c in scores] + sorted(c for c in scores if c not in shown)
+
+
+def notes(course_dir: Path, student: str, notebook: str) -> list[str]:
+    path = autograded_notebook(course_dir, student, notebook)
+    if not path.exists():
+        return ["not graded: nbgrader removed it (kernel died or notebook unreadable; see logs/autograde.log)"]
+    found = []
+    for index, cell in enumerate(notebooks.read(path).cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            what = _NOTABLE_ERRORS.get(output.get("ename"), None)
+            if what:
+                where = notebooks.nbgrader_meta(cell).get("grade_id") or f"cell {index + 1}"
+                found.append(f"{what} in {where}")
+    return found
+
+
+def scores_by_cell(course_dir: Path) -> dict:
+    """{student: {notebook: {test cell grade id: score}}}: what tests compare."""
+    table: dict = {}
+    for r in collect(course_dir):
+        table.setdefault(r.student, {})[r.notebook] = dict(r.cells)
+    return table
+
+
+def format_tables(results: list[NotebookResult]) -> str:
+    """A per-student, per-notebook score table, then each notebook's per-function breakdown."""
+    if not results:
+        return "No graded submissions in the gradebook."
+    students = sorted({r.student for r in results})
+    names = sorted({r.notebook for r in results})
+    by_key = {(r.student, r.notebook): r for r in results}
+    width = max(len(s) for s in students + ["student"]) + 2
+
+    def fmt(score, max_score):
+        return f"{score:g} / {max_score:g}"
+
+    header = "student".ljust(width) + "".join(n.ljust(22) for n in names) + "total".ljust(12) + "notes"
+    lines = [header, "-" * len(header)]
+    for student in students:
+        row = [by_key.get((student, n)) for n in names]
+        total = sum(r.score for r in row if r)
+        max_total = sum(r.max_score for r in row if r)
+        note = "; ".join(f"{r.notebook}: {x}" for r in row if r for x in r.notes)
+        lines.append(student.ljust(width) + "".join((fmt(r.score, r.max_score) if r else "not submitted").ljust(22)
+                                                    for r in row) + fmt(total, max_total).ljust(12) + note)
+    for name in names:
+        cells = next(list(r.cells) for r in results if r.notebook == name)
+        short = [c.removeprefix("test_") for c in cells]
+        lines += ["", f"{name}: points per graded function", "student".ljust(width)
+                  + "".join(s.ljust(max(len(s), 5) + 2) for s in short)]
+        for student in students:
+            r = by_key.get((student, name))
+            if r:
+                lines.append(student.ljust(width) + "".join(f"{r.cells.get(c, 0):g}".ljust(max(len(s), 5) + 2)
+                                                            for c, s in zip(cells, short)))
+    return "\n".join(lines)
+
+

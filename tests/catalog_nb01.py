@@ -1,0 +1,297 @@
+"""Mutation catalog for notebook 01: plausible wrong implementations and valid alternatives of every graded function.
+
+Each entry replaces one solution cell (by grade id) of an otherwise fully solved notebook. A WRONG entry must score 0
+in that function's test cell and full marks everywhere else; a VALID entry must score full marks everywhere. The
+suite checks both in-process (fast, with the hidden checks' messages) and through real `nbgrader autograde`.
+"""
+
+from dataclasses import dataclass
+
+WRONG, VALID = "wrong", "valid"
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    cell: str  # grade id of the solution cell it replaces; its test cell is "test_" + cell
+    kind: str
+    code: str
+    says: str = ""  # for WRONG entries: words the hidden test's message must contain
+
+    @property
+    def test_cell(self) -> str:
+        return "test_" + self.cell
+
+
+def _fn(signature: str, body: str) -> str:
+    return f"def {signature}:\n" + "\n".join("    " + line for line in body.strip("\n").splitlines()) + "\n"
+
+
+STEP = "rnn_step(x_t, h_prev, W, b)"
+UNROLL = "rnn_unroll(xs, h0, W, b)"
+PARAMS = "rnn_params_from_torch(module)"
+MASKED = "rnn_unroll_masked(xs, lengths, h0, W, b)"
+EMBED = "embed(token_ids, E)"
+
+CATALOG = [
+    # ---- rnn_step -----------------------------------------------------------------------------------------------
+    Entry("step_x_h_order", "rnn_step", WRONG, _fn(STEP, "return torch.tanh(torch.cat([x_t, h_prev], dim=1) @ W.T + b)"),
+          "[x_t, h_prev]"),
+    Entry("step_no_tanh", "rnn_step", WRONG, _fn(STEP, "return torch.cat([h_prev, x_t], dim=1) @ W.T + b"),
+          "tanh is missing"),
+    Entry("step_sigmoid", "rnn_step", WRONG, _fn(STEP, "return torch.sigmoid(torch.cat([h_prev, x_t], 1) @ W.T + b)"),
+          "sigmoid"),
+    Entry("step_relu", "rnn_step", WRONG, _fn(STEP, "return torch.relu(torch.cat([h_prev, x_t], 1) @ W.T + b)"),
+          "ReLU"),
+    Entry("step_no_bias", "rnn_step", WRONG, _fn(STEP, "return torch.tanh(torch.cat([h_prev, x_t], 1) @ W.T)"),
+          "bias b is missing"),
+    Entry("step_bias_outside", "rnn_step", WRONG, _fn(STEP, "return torch.tanh(torch.cat([h_prev, x_t], 1) @ W.T) + b"),
+          "after tanh"),
+    Entry("step_ignores_h", "rnn_step", WRONG, _fn(STEP, "H = h_prev.shape[1]\nreturn torch.tanh(x_t @ W[:, H:].T + b)"),
+          "h_prev is ignored"),
+    Entry("step_no_transpose", "rnn_step", WRONG, _fn(STEP, "return torch.tanh(torch.cat([h_prev, x_t], 1) @ W + b)"),
+          "raised RuntimeError"),
+    Entry("step_always_float32", "rnn_step", WRONG,
+          _fn(STEP, "return torch.tanh(torch.cat([h_prev, x_t], 1).float() @ W.T.float() + b.float())"), "dtype"),
+    Entry("step_inplace_h_prev", "rnn_step", WRONG,
+          _fn(STEP, "h_prev.copy_(torch.tanh(torch.cat([h_prev, x_t], 1) @ W.T + b))\nreturn h_prev"), "in place"),
+    Entry("step_valid_linear", "rnn_step", VALID,
+          _fn(STEP, "return torch.tanh(torch.nn.functional.linear(torch.cat([h_prev, x_t], 1), W, b))")),
+    Entry("step_valid_split_blocks", "rnn_step", VALID,
+          _fn(STEP, "H = h_prev.shape[1]\nreturn torch.tanh(h_prev @ W[:, :H].T + x_t @ W[:, H:].T + b)")),
+    Entry("step_valid_addmm_inplace_tanh", "rnn_step", VALID,
+          _fn(STEP, "out = torch.addmm(b, torch.cat([h_prev, x_t], 1), W.t())\nreturn out.tanh_()")),
+    Entry("step_valid_column_major", "rnn_step", VALID,
+          _fn(STEP, "return torch.tanh(W @ torch.cat([h_prev, x_t], 1).T + b[:, None]).T")),
+    Entry("step_valid_numpy_round_trip", "rnn_step", VALID, _fn(STEP, """
+hx = np.concatenate([h_prev.detach().cpu().numpy(), x_t.detach().cpu().numpy()], axis=1)
+out = np.tanh(hx @ W.detach().cpu().numpy().T + b.detach().cpu().numpy())
+return torch.from_numpy(out).to(x_t.device)""")),
+    # ---- rnn_unroll ---------------------------------------------------------------------------------------------
+    Entry("unroll_includes_h0", "rnn_unroll", WRONG, _fn(UNROLL, """
+states = [h0]
+for x_t in xs:
+    states.append(rnn_step(x_t, states[-1], W, b))
+return torch.stack(states), states[-1]"""), "shape"),
+    Entry("unroll_state_before_step", "rnn_unroll", WRONG, _fn(UNROLL, """
+h, states = h0, []
+for x_t in xs:
+    states.append(h)
+    h = rnn_step(x_t, h, W, b)
+return torch.stack(states), h"""), "before"),
+    Entry("unroll_returns_h0", "rnn_unroll", WRONG, _fn(UNROLL, """
+h, states = h0, []
+for x_t in xs:
+    h = rnn_step(x_t, h, W, b)
+    states.append(h)
+return torch.stack(states), h0"""), "initial state h0"),
+    Entry("unroll_no_carry", "rnn_unroll", WRONG, _fn(UNROLL, """
+states = [rnn_step(x_t, h0, W, b) for x_t in xs]
+return torch.stack(states), states[-1]"""), "starts again from h0"),
+    Entry("unroll_batch_first", "rnn_unroll", WRONG, _fn(UNROLL, """
+h, states = h0, []
+for t in range(xs.shape[1]):
+    h = rnn_step(xs[:, t], h, W, b)
+    states.append(h)
+return torch.stack(states), h"""), ""),
+    Entry("unroll_stack_dim1", "rnn_unroll", WRONG, _fn(UNROLL, """
+h, states = h0, []
+for x_t in xs:
+    h = rnn_step(x_t, h, W, b)
+    states.append(h)
+return torch.stack(states, dim=1), h"""), "(T, B, H)"),
+    Entry("unroll_float32_buffer", "rnn_unroll", WRONG, _fn(UNROLL, """
+hs = torch.zeros(xs.shape[0], h0.shape[0], h0.shape[1])
+h = h0
+for t in range(xs.shape[0]):
+    h = rnn_step(xs[t], h, W, b)
+    hs[t] = h
+return hs, h"""), "dtype"),
+    Entry("unroll_inplace_h0", "rnn_unroll", WRONG, _fn(UNROLL, """
+h, states = h0, []
+for x_t in xs:
+    h[:] = rnn_step(x_t, h, W, b)
+    states.append(h.clone())
+return torch.stack(states), h.clone()"""), "in place"),
+    Entry("unroll_valid_preallocated", "rnn_unroll", VALID, _fn(UNROLL, """
+hs = xs.new_zeros(xs.shape[0], h0.shape[0], h0.shape[1])
+h = h0
+for t in range(xs.shape[0]):
+    h = rnn_step(xs[t], h, W, b)
+    hs[t] = h
+return hs, h""")),
+    Entry("unroll_valid_inline_formula", "rnn_unroll", VALID, _fn(UNROLL, """
+h, states = h0, []
+for t in range(len(xs)):
+    h = torch.tanh(torch.cat([h, xs[t]], dim=1) @ W.T + b)
+    states.append(h)
+hs = torch.stack(states)
+return hs, hs[-1]""")),
+    Entry("unroll_valid_torch_rnn", "rnn_unroll", VALID, _fn(UNROLL, """
+H, D = W.shape[0], W.shape[1] - W.shape[0]
+rnn = nn.RNN(D, H).to(dtype=xs.dtype, device=xs.device)
+with torch.no_grad():
+    rnn.weight_hh_l0.copy_(W[:, :H]); rnn.weight_ih_l0.copy_(W[:, H:])
+    rnn.bias_ih_l0.copy_(b); rnn.bias_hh_l0.zero_()
+    hs, h_n = rnn(xs, h0.unsqueeze(0))
+return hs, h_n[0]""")),
+    # ---- rnn_params_from_torch ----------------------------------------------------------------------------------
+    Entry("params_swapped_blocks", "rnn_params_from_torch", WRONG, _fn(PARAMS, """
+s = "" if isinstance(module, nn.RNNCell) else "_l0"
+W = torch.cat([getattr(module, "weight_ih" + s), getattr(module, "weight_hh" + s)], dim=1)
+return W.detach(), (getattr(module, "bias_ih" + s) + getattr(module, "bias_hh" + s)).detach()"""), "wrong order"),
+    Entry("params_only_bias_ih", "rnn_params_from_torch", WRONG, _fn(PARAMS, """
+s = "" if isinstance(module, nn.RNNCell) else "_l0"
+W = torch.cat([getattr(module, "weight_hh" + s), getattr(module, "weight_ih" + s)], dim=1)
+return W.detach(), getattr(module, "bias_ih" + s).detach()"""), "two biases"),
+    Entry("params_only_bias_hh", "rnn_params_from_torch", WRONG, _fn(PARAMS, """
+s = "" if isinstance(module, nn.RNNCell) else "_l0"
+W = torch.cat([getattr(module, "weight_hh" + s), getattr(module, "weight_ih" + s)], dim=1)
+return W.detach(), getattr(module, "bias_hh" + s).detach()"""), "two biases"),
+    Entry("params_stacked_biases", "rnn_params_from_torch", WRONG, _fn(PARAMS, """
+s = "" if isinstance(module, nn.RNNCell) else "_l0"
+W = torch.cat([getattr(module, "weight_hh" + s), getattr(module, "weight_ih" + s)], dim=1)
+return W.detach(), torch.cat([getattr(module, "bias_ih" + s), getattr(module, "bias_hh" + s)]).detach()"""),
+          "added, not stacked"),
+    Entry("params_rnn_only", "rnn_params_from_torch", WRONG, _fn(PARAMS, """
+W = torch.cat([module.weight_hh_l0, module.weight_ih_l0], dim=1)
+return W.detach(), (module.bias_ih_l0 + module.bias_hh_l0).detach()"""), "AttributeError"),
+    Entry("params_inplace_bias", "rnn_params_from_torch", WRONG, _fn(PARAMS, """
+s = "" if isinstance(module, nn.RNNCell) else "_l0"
+W = torch.cat([getattr(module, "weight_hh" + s), getattr(module, "weight_ih" + s)], dim=1)
+b = getattr(module, "bias_ih" + s).data
+b += getattr(module, "bias_hh" + s).data
+return W.detach(), b"""), "changed the module"),
+    Entry("params_transposed", "rnn_params_from_torch", WRONG, _fn(PARAMS, """
+s = "" if isinstance(module, nn.RNNCell) else "_l0"
+W = torch.cat([getattr(module, "weight_hh" + s).T, getattr(module, "weight_ih" + s).T], dim=0)
+return W.detach(), (getattr(module, "bias_ih" + s) + getattr(module, "bias_hh" + s)).detach()"""), "shape"),
+    Entry("params_valid_state_dict", "rnn_params_from_torch", VALID, _fn(PARAMS, """
+sd = module.state_dict()
+get = lambda prefix: next(v for k, v in sd.items() if k.startswith(prefix))
+return torch.cat([get("weight_hh"), get("weight_ih")], 1), get("bias_ih") + get("bias_hh")""")),
+    Entry("params_valid_keep_grad", "rnn_params_from_torch", VALID, _fn(PARAMS, """
+p = {name.split("_l")[0]: value for name, value in module.named_parameters()}
+return torch.cat([p["weight_hh"], p["weight_ih"]], dim=1), p["bias_ih"] + p["bias_hh"]""")),
+    Entry("params_valid_hasattr", "rnn_params_from_torch", VALID, _fn(PARAMS, """
+if hasattr(module, "weight_ih_l0"):
+    w_ih, w_hh, b_ih, b_hh = module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0
+else:
+    w_ih, w_hh, b_ih, b_hh = module.weight_ih, module.weight_hh, module.bias_ih, module.bias_hh
+with torch.no_grad():
+    return torch.hstack([w_hh, w_ih]).clone(), b_ih.add(b_hh)""")),
+    # ---- rnn_unroll_masked --------------------------------------------------------------------------------------
+    Entry("masked_no_masking", "rnn_unroll_masked", WRONG, _fn(MASKED, "return rnn_unroll(xs, h0, W, b)"),
+          "not zero at padded steps"),
+    Entry("masked_h_last_from_hs", "rnn_unroll_masked", WRONG, _fn(MASKED, """
+hs, _ = rnn_unroll(xs, h0, W, b)
+mask = (torch.arange(xs.shape[0])[:, None] < lengths[None, :]).to(hs.dtype).to(hs.device)
+hs = hs * mask[:, :, None]
+return hs, hs[-1]"""), "hs[-1]"),
+    Entry("masked_state_keeps_running", "rnn_unroll_masked", WRONG, _fn(MASKED, """
+hs, h_T = rnn_unroll(xs, h0, W, b)
+mask = (torch.arange(xs.shape[0])[:, None] < lengths[None, :]).to(hs.dtype).to(hs.device)
+return hs * mask[:, :, None], h_T"""), "after the last time step"),
+    Entry("masked_off_by_one", "rnn_unroll_masked", WRONG, _fn(MASKED, """
+h, hs = h0, []
+for t, x_t in enumerate(xs):
+    running = (t <= lengths).to(xs.device).unsqueeze(1)
+    h = torch.where(running, rnn_step(x_t, h, W, b), h)
+    hs.append(torch.where(running, h, torch.zeros_like(h)))
+return torch.stack(hs), h"""), ""),
+    Entry("masked_assumes_sorted", "rnn_unroll_masked", WRONG, _fn(MASKED, """
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+H, D = W.shape[0], W.shape[1] - W.shape[0]
+rnn = nn.RNN(D, H).to(dtype=xs.dtype, device=xs.device)
+with torch.no_grad():
+    rnn.weight_hh_l0.copy_(W[:, :H]); rnn.weight_ih_l0.copy_(W[:, H:])
+    rnn.bias_ih_l0.copy_(b); rnn.bias_hh_l0.zero_()
+    out, h_n = rnn(pack_padded_sequence(xs, lengths), h0.unsqueeze(0))
+hs, _ = pad_packed_sequence(out, total_length=xs.shape[0])
+return hs, h_n[0]"""), "raised RuntimeError"),
+    Entry("masked_inplace_h0", "rnn_unroll_masked", WRONG, _fn(MASKED, """
+h, hs = h0, []
+for t, x_t in enumerate(xs):
+    running = t < lengths
+    h[running] = rnn_step(x_t, h, W, b)[running]
+    hs.append(torch.where(running.unsqueeze(1), h, torch.zeros_like(h)))
+return torch.stack(hs), h.clone()"""), "in place"),
+    Entry("masked_valid_packed", "rnn_unroll_masked", VALID, _fn(MASKED, """
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+H, D = W.shape[0], W.shape[1] - W.shape[0]
+rnn = nn.RNN(D, H).to(dtype=xs.dtype, device=xs.device)
+with torch.no_grad():
+    rnn.weight_hh_l0.copy_(W[:, :H]); rnn.weight_ih_l0.copy_(W[:, H:])
+    rnn.bias_ih_l0.copy_(b); rnn.bias_hh_l0.zero_()
+    out, h_n = rnn(pack_padded_sequence(xs, lengths, enforce_sorted=False), h0.unsqueeze(0))
+hs, _ = pad_packed_sequence(out, total_length=xs.shape[0])
+return hs, h_n[0]""")),
+    Entry("masked_valid_gather_after_full_unroll", "rnn_unroll_masked", VALID, _fn(MASKED, """
+hs_full = []
+h = h0
+for t in range(xs.shape[0]):
+    h = rnn_step(xs[t], h, W, b)
+    hs_full.append(h)
+hs_full = torch.stack(hs_full)
+mask = (torch.arange(xs.shape[0])[:, None] < lengths[None, :]).to(xs.device)
+h_last = hs_full[lengths.to(xs.device) - 1, torch.arange(xs.shape[1], device=xs.device)]
+return hs_full * mask[:, :, None], h_last""")),
+    Entry("masked_valid_per_sequence", "rnn_unroll_masked", VALID, _fn(MASKED, """
+T, B = xs.shape[:2]
+hs = xs.new_zeros(T, B, h0.shape[1])
+h_last = []
+for i in range(B):
+    n = int(lengths[i])
+    states, h_i = rnn_unroll(xs[:n, i:i + 1], h0[i:i + 1], W, b)
+    hs[:n, i] = states[:, 0]
+    h_last.append(h_i[0])
+return hs, torch.stack(h_last)""")),
+    Entry("masked_valid_float_mask_blend", "rnn_unroll_masked", VALID, _fn(MASKED, """
+h, hs = h0, []
+for t in range(xs.shape[0]):
+    m = (t < lengths).to(dtype=xs.dtype, device=xs.device).unsqueeze(1)
+    h = m * rnn_step(xs[t], h, W, b) + (1 - m) * h
+    hs.append(m * h)
+return torch.stack(hs), h""")),
+    # ---- embed --------------------------------------------------------------------------------------------------
+    Entry("embed_batch_first", "embed", WRONG, _fn(EMBED, "return E[token_ids.T]"), "(T, B, D)"),
+    Entry("embed_one_hot_inferred_classes", "embed", WRONG,
+          _fn(EMBED, "return torch.nn.functional.one_hot(token_ids).to(E.dtype) @ E"), "num_classes"),
+    Entry("embed_shifted_ids", "embed", WRONG, _fn(EMBED, "return E[token_ids - 1]"), "shifted by one"),
+    Entry("embed_always_float32", "embed", WRONG,
+          _fn(EMBED, "return torch.nn.functional.one_hot(token_ids, E.shape[0]).float() @ E.float()"), "dtype"),
+    Entry("embed_transposed_table", "embed", WRONG, _fn(EMBED, "return E.T[token_ids]"), ""),
+    Entry("embed_valid_functional", "embed", VALID, _fn(EMBED, "return torch.nn.functional.embedding(token_ids, E)")),
+    Entry("embed_valid_one_hot", "embed", VALID,
+          _fn(EMBED, "return torch.nn.functional.one_hot(token_ids, num_classes=E.shape[0]).to(E.dtype) @ E")),
+    Entry("embed_valid_index_select", "embed", VALID,
+          _fn(EMBED, "return E.index_select(0, token_ids.reshape(-1)).reshape(*token_ids.shape, E.shape[1])")),
+    # Warns on stderr (torch's "To copy construct from a tensor" UserWarning): proves IgnorePattern keeps the points.
+    Entry("embed_valid_warns_on_stderr", "embed", VALID, _fn(EMBED, "return torch.tensor(E)[token_ids]")),
+    Entry("embed_valid_nn_embedding", "embed", VALID,
+          _fn(EMBED, "return nn.Embedding.from_pretrained(E)(token_ids)")),
+    # ---- TASK_ALIGNMENT -----------------------------------------------------------------------------------------
+    Entry("task_all_swapped", "task_alignment", WRONG, """
+TASK_ALIGNMENT = {"machine_translation": "aligned", "summarization": "aligned", "pos_tagging": "unaligned",
+                  "named_entity_recognition": "unaligned", "slot_filling": "unaligned"}""", "5 of the 5"),
+    Entry("task_translation_aligned", "task_alignment", WRONG, """
+TASK_ALIGNMENT = {"machine_translation": "aligned", "summarization": "unaligned", "pos_tagging": "aligned",
+                  "named_entity_recognition": "aligned", "slot_filling": "aligned"}""", "1 of the 5"),
+    Entry("task_missing_key", "task_alignment", WRONG, """
+TASK_ALIGNMENT = {"machine_translation": "unaligned", "summarization": "unaligned", "pos_tagging": "aligned",
+                  "named_entity_recognition": "aligned"}""", "slot_filling"),
+    Entry("task_booleans", "task_alignment", WRONG, """
+TASK_ALIGNMENT = {"machine_translation": False, "summarization": False, "pos_tagging": True,
+                  "named_entity_recognition": True, "slot_filling": True}""", "exactly 'aligned' or 'unaligned'"),
+    Entry("task_capitalised", "task_alignment", WRONG, """
+TASK_ALIGNMENT = {"machine_translation": "Unaligned", "summarization": "Unaligned", "pos_tagging": "Aligned",
+                  "named_entity_recognition": "Aligned", "slot_filling": "Aligned"}""", "exactly 'aligned'"),
+    Entry("task_valid_extra_keys", "task_alignment", VALID, """
+TASK_ALIGNMENT = {"machine_translation": "unaligned", "summarization": "unaligned", "pos_tagging": "aligned",
+                  "named_entity_recognition": "aligned", "slot_filling": "aligned",
+                  "speech_recognition": "unaligned", "chunking": "aligned"}"""),
+    Entry("task_valid_built_from_sets", "task_alignment", VALID, """
+aligned = ["pos_tagging", "named_entity_recognition", "slot_filling"]
+unaligned = ["machine_translation", "summarization"]
+TASK_ALIGNMENT = {**{t: "aligned" for t in aligned}, **{t: "unaligned" for t in unaligned}}"""),
+]

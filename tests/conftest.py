@@ -1,0 +1,95 @@
+"""Shared fixtures. The expensive one, `graded`, autogrades every catalog entry and the demo students with real
+nbgrader, in independent course copies that run in parallel (two workers, for a 2-core machine)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from rnncourse import notebooks, pipeline, report, submissions
+from rnncourse.course import NOTEBOOKS, release_notebook, source_notebook, tool_env
+
+sys.path.insert(0, str(Path(__file__).parent))
+from catalog_nb01 import CATALOG  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+NB01 = NOTEBOOKS[0]
+WORKERS = 2
+
+
+def make_course(dest: Path) -> Path:
+    """A fresh course directory holding only what an instructor commits: config and source/ (no release yet)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "nbgrader_config.py", dest)
+    shutil.copytree(ROOT / "source", dest / "source")
+    (dest / "autograded").mkdir()
+    return dest
+
+
+def write_catalog_submissions(course: Path, entries) -> None:
+    source_nb = notebooks.read(source_notebook(course, NB01))
+    release_nb = notebooks.read(release_notebook(course, NB01))
+    answers = notebooks.solutions(source_nb)
+    for entry in entries:
+        nb = notebooks.filled(release_nb, dict(answers, **{entry.cell: entry.code.strip("\n")}))
+        submissions.write_submission(course, entry.id, {NB01: nb})
+
+
+@dataclass
+class GradedCourse:
+    path: Path
+    scores: dict = field(default_factory=dict)  # student -> notebook -> test cell -> score
+    returncode: int = 0
+    output: str = ""
+
+
+def _catalog_course(course: Path, entries, with_demo: bool) -> GradedCourse:
+    assert pipeline.generate(course).ok, (course / "logs" / "generate_assignment.log").read_text()
+    if with_demo:
+        submissions.write_demo_submissions(course)
+    write_catalog_submissions(course, entries)
+    result = pipeline.autograde(course, quiet=True)
+    return GradedCourse(course, report.scores_by_cell(course), result.returncode,
+                        result.log.read_text())
+
+
+def _demo_course(course: Path) -> GradedCourse:
+    """The README's main job, exactly as an instructor runs it, in a copy of the repository's course."""
+    proc = subprocess.run([sys.executable, "-m", "rnncourse", "demo", "--course-dir", str(course)],
+                          env=tool_env(), capture_output=True, text=True, timeout=900)
+    return GradedCourse(course, report.scores_by_cell(course) if (course / "gradebook.db").exists() else {},
+                        proc.returncode, proc.stdout + proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory) -> dict:
+    """{'demo': the CLI demo run, 'a': demo students + half the catalog, 'b': the other half}."""
+    base = tmp_path_factory.mktemp("courses")
+    demo = base / "demo"
+    demo.mkdir()
+    for name in ("nbgrader_config.py", "source", "release", "autograded"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, demo / name)
+    jobs = {
+        "a": lambda: _catalog_course(make_course(base / "a"), CATALOG[0::2], with_demo=True),
+        "demo": lambda: _demo_course(demo),
+        "b": lambda: _catalog_course(make_course(base / "b"), CATALOG[1::2], with_demo=False),
+    }
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.fixture(scope="session")
+def source_nb01():
+    return notebooks.read(source_notebook(ROOT, NB01))
+
+
+@pytest.fixture(scope="session")
+def release_nb01():
+    return notebooks.read(release_notebook(ROOT, NB01))

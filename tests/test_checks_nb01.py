@@ -1,0 +1,165 @@
+"""The hidden checks of notebook 01, called in-process on the source solutions and on every catalog entry.
+
+Fast (no kernels); the same catalog goes through real nbgrader in test_autograde.py.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+
+import matplotlib
+import pytest
+import torch
+
+from catalog_nb01 import CATALOG, VALID, WRONG
+from rnncourse import notebooks
+from rnncourse.grading import compare, nb01
+
+matplotlib.use("Agg")
+
+CHECKS = {
+    "rnn_step": nb01.check_rnn_step,
+    "rnn_unroll": nb01.check_rnn_unroll,
+    "rnn_params_from_torch": nb01.check_rnn_params_from_torch,
+    "rnn_unroll_masked": nb01.check_rnn_unroll_masked,
+    "embed": nb01.check_embed,
+    "task_alignment": nb01.check_task_alignment,
+}
+
+
+@pytest.fixture(scope="module")
+def solved(source_nb01):
+    """make(replacements) -> a notebook namespace: the setup cell plus every solution, some replaced."""
+    setup = next(c.source for c in source_nb01.cells if c.cell_type == "code" and c.source.startswith("import"))
+    answers = notebooks.solutions(source_nb01)
+
+    def make(**replacements):
+        namespace = {}
+        exec(setup, namespace)
+        for grade_id, code in dict(answers, **replacements).items():
+            exec(code, namespace)
+        return namespace
+    return make
+
+
+def failure(check, namespace) -> str | None:
+    try:
+        check(namespace)
+    except compare.HiddenTestFailure as exc:
+        return str(exc)
+    return None
+
+
+def test_every_graded_cell_has_a_check(source_nb01):
+    assert set(notebooks.solution_cells(source_nb01)) == set(CHECKS)
+    assert set(notebooks.test_cells(source_nb01)) == {"test_" + name for name in CHECKS}
+
+
+def test_source_solutions_pass_every_check(solved):
+    namespace = solved()
+    for name, check in CHECKS.items():
+        assert failure(check, namespace) is None, name
+
+
+def test_catalog_covers_every_function_both_ways():
+    for name in CHECKS:
+        kinds = {e.kind for e in CATALOG if e.cell == name}
+        assert kinds == {WRONG, VALID}, f"{name} needs wrong and valid catalog entries"
+    assert len({e.id for e in CATALOG}) == len(CATALOG), "catalog ids must be unique (they are student ids)"
+
+
+@pytest.mark.parametrize("entry", CATALOG, ids=lambda e: e.id)
+def test_catalog_entry_in_process(entry, solved):
+    """Wrong: its own check fails, with words that point at the mistake; every other check passes. Valid: all pass."""
+    namespace = solved(**{entry.cell: entry.code})
+    for name, check in CHECKS.items():
+        message = failure(check, namespace)
+        if entry.kind == WRONG and name == entry.cell:
+            assert message is not None, f"{entry.id} was not caught by the hidden test of {name}"
+            assert entry.says in message, f"message should mention {entry.says!r}:\n{message}"
+        else:
+            assert message is None, f"{entry.id} lost points in {name}:\n{message}"
+
+
+@pytest.mark.parametrize("entry", [e for e in CATALOG if e.kind == WRONG], ids=lambda e: e.id)
+def test_messages_reveal_no_hidden_inputs(entry, solved):
+    message = failure(CHECKS[entry.cell], solved(**{entry.cell: entry.code}))
+    assert "tensor(" not in message and "array(" not in message
+    assert not re.search(r"\d\.\d{3,}", message), "no full-precision numbers: they would leak hidden values"
+    assert "reference_" not in message and "check_" not in message and "File " not in message
+
+
+def test_failure_renders_as_its_message_only():
+    lines = compare.HiddenTestFailure("rnn_step did not pass")._render_traceback_()
+    assert len(lines) == 1 and "rnn_step did not pass" in lines[0]
+
+
+def test_checks_are_deterministic_and_leave_the_global_rng_alone(solved):
+    wrong = next(e for e in CATALOG if e.id == "step_no_bias")
+    namespace = solved(rnn_step=wrong.code)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = failure(nb01.check_rnn_step, namespace)
+    assert torch.equal(torch.get_rng_state(), state), "hidden tests must not consume the student's random stream"
+    assert failure(nb01.check_rnn_step, namespace) == first
+
+
+def test_wrong_dependency_does_not_cost_the_dependent_function(solved):
+    """A wrong rnn_step must not fail rnn_unroll or rnn_unroll_masked, which call it."""
+    wrong_step = next(e for e in CATALOG if e.id == "step_x_h_order")
+    namespace = solved(rnn_step=wrong_step.code)
+    assert failure(nb01.check_rnn_unroll, namespace) is None
+    assert failure(nb01.check_rnn_unroll_masked, namespace) is None
+    assert namespace["rnn_step"].__code__ is not nb01.reference_rnn_step.__code__, "the student's function is restored"
+
+
+def test_endless_loop_is_cut_off_with_a_clear_message(solved, monkeypatch):
+    monkeypatch.setattr(compare, "CALL_TIME_LIMIT_S", 0.3)
+    namespace = solved(rnn_step="def rnn_step(x_t, h_prev, W, b):\n    while True:\n        pass\n")
+    start = time.monotonic()
+    message = failure(nb01.check_rnn_step, namespace)
+    assert "did not return within" in message and "loop" in message
+    assert time.monotonic() - start < 10
+
+
+def test_loop_that_swallows_exceptions_is_still_cut_off(solved, monkeypatch):
+    monkeypatch.setattr(compare, "CALL_TIME_LIMIT_S", 0.3)
+    code = ("def rnn_step(x_t, h_prev, W, b):\n    while True:\n        try:\n            pass\n"
+            "        except Exception:\n            pass\n")
+    assert "did not return within" in failure(nb01.check_rnn_step, solved(rnn_step=code))
+
+
+def test_student_prints_and_warnings_stay_out_of_the_cell(solved, capsys):
+    code = ("def embed(token_ids, E):\n    print('debugging', token_ids)\n    import sys, warnings\n"
+            "    print('to stderr', file=sys.stderr)\n    warnings.warn('careful')\n    return E[token_ids]\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning that escaped the check would raise here
+        assert failure(nb01.check_embed, solved(embed=code)) is None
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_not_implemented_and_undefined_are_explained(solved):
+    stub = "def rnn_step(x_t, h_prev, W, b):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    assert "not implemented yet" in failure(nb01.check_rnn_step, solved(rnn_step=stub))
+    namespace = solved()
+    del namespace["embed"]
+    assert "embed is not defined" in failure(nb01.check_embed, namespace)
+
+
+def test_references_agree_with_the_textbook_formulas():
+    """The PyTorch-module references equal the slides' formulas (guards the references themselves)."""
+    gen = compare.seeded(0)
+    x, h, W, b = (compare.randn(gen, 3, 4), compare.randn(gen, 3, 5), compare.randn(gen, 5, 9),
+                  compare.randn(gen, 5))
+    torch.testing.assert_close(nb01.reference_rnn_step(x, h, W, b), torch.tanh(torch.cat([h, x], 1) @ W.T + b))
+    ids, E = torch.randint(0, 7, (4, 2), generator=gen), compare.randn(gen, 7, 3)
+    one_hot = torch.nn.functional.one_hot(ids, 7).to(E.dtype) @ E
+    torch.testing.assert_close(nb01.reference_embed(ids, E), one_hot)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_checks_include_a_cuda_case():
+    assert "cuda" in compare.DEVICES
