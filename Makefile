@@ -13,7 +13,7 @@ RUN := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ASSIGNMENT := section09
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv generate submissions autograde feedback export scores lab clean-demo
+.PHONY: demo test venv generate submissions autograde feedback export scores lab bench clean-demo
 
 demo: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse demo
@@ -50,6 +50,10 @@ scores: $(STAMP)
 # The student's view: JupyterLab on the released assignment (open a notebook, run it, press Validate).
 lab: $(STAMP)
 	cd release/$(ASSIGNMENT) && $(RUN) $(BIN)/jupyter lab
+
+# Timing figures (notebook run time, autograde time per submission); prints, asserts nothing.
+bench: $(STAMP)
+	$(RUN) $(BIN)/python benchmarks/autograde_timing.py
 
 clean-demo:
 	rm -rf submitted autograded/*/ feedback gradebook.db grades.csv
