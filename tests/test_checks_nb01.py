@@ -38,7 +38,7 @@ def solved(source_nb01):
     def make(**replacements):
         namespace = {}
         exec(setup, namespace)
-        for grade_id, code in dict(answers, **replacements).items():
+        for code in dict(answers, **replacements).values():
             exec(code, namespace)
         return namespace
     return make
