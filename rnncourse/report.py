@@ -11,12 +11,12 @@ from nbgrader.api import Gradebook, MissingEntry
 from . import notebooks
 from .course import ASSIGNMENT, autograded_notebook, source_notebook
 
-# Errors worth telling the instructor about, by the name nbgrader or Python gives them.
+# Errors worth a note to the instructor, by the name nbgrader or Python gives them. Failed tests are not notes:
+# the per-function table already shows them.
 _NOTABLE_ERRORS = {
     "CellTimeoutError": "timed out",
     "SyntaxError": "syntax error",
     "IndentationError": "syntax error",
-    "HiddenTestFailure": None,  # the normal way to lose points: shown per cell, not as a note
 }
 
 
@@ -72,7 +72,7 @@ def notes(course_dir: Path, student: str, notebook: str) -> list[str]:
         for output in cell.get("outputs", []):
             if output.get("output_type") != "error":
                 continue
-            what = _NOTABLE_ERRORS.get(output.get("ename"), None)
+            what = _NOTABLE_ERRORS.get(output.get("ename"))
             if what:
                 where = notebooks.nbgrader_meta(cell).get("grade_id") or f"cell {index + 1}"
                 found.append(f"{what} in {where}")

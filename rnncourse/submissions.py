@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import notebooks
-from .course import ASSIGNMENT, NOTEBOOKS, release_notebook, source_notebook, submitted_dir
+from .course import NOTEBOOKS, release_notebook, source_notebook, submitted_dir
 
 # Deliberately broken answers for notebook 01, each costing only its own function's points.
 SYNTAX_ERROR_PARAMS = '''
@@ -82,5 +82,3 @@ def write_demo_submissions(course_dir: Path) -> list[str]:
         write_submission(course_dir, student, {notebook: notebooks.filled(release_nb, answers_for(source_nb))})
     return list(DEMO_STUDENTS)
 
-
-__all__ = ["ASSIGNMENT", "DEMO_STUDENTS", "write_demo_submissions", "write_submission"]
