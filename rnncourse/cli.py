@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return demo(course_dir)
     if args.command == "generate":
-        _check(pipeline.generate(course_dir))
+        try:
+            _check(pipeline.generate(course_dir))
+        except pipeline.GradebookHasSubmissions as refusal:
+            raise SystemExit(f"generate refused: {refusal}") from None
     elif args.command == "submissions":
         print("\n".join(submissions.write_demo_submissions(course_dir)))
     elif args.command == "autograde":

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 ASSIGNMENT = "section09"
-# The assignment's notebooks in teaching order; later issues add 02_lstm_gates and 03_pytorch_walkthrough.
-NOTEBOOKS = ["01_rnn_unrolling"]
+# The assignment's notebooks in teaching order (03_pytorch_walkthrough comes with a later issue).
+NOTEBOOKS = ["01_rnn_unrolling", "02_lstm_gates"]
 
 
 def repo_root() -> Path:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbgrader.api import Gradebook, MissingEntry
 from tqdm import tqdm
 
 from .course import ASSIGNMENT, bin_path, tool_env
@@ -54,7 +56,34 @@ def nbgrader(course_dir: Path, step: str, *args: str, log_name: str | None = Non
     return StepResult(step, returncode, time.monotonic() - start, log_path)
 
 
+class GradebookHasSubmissions(Exception):
+    """generate_assignment would fail *after* deleting release/: the notebook set changed under submissions."""
+
+
+def check_generate_allowed(course_dir: Path) -> None:
+    """nbgrader refuses to add or remove an assignment's notebooks once it has submissions, but only after it has
+    deleted the old release/. Refuse first, with the way out, so nothing is lost."""
+    db = Path(course_dir) / "gradebook.db"
+    if not db.exists():
+        return
+    source = {p.stem for p in (Path(course_dir) / "source" / ASSIGNMENT).glob("*.ipynb")}
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{db.resolve()}") as gb:
+        warnings.simplefilter("ignore")  # SQLAlchemy warnings about nbgrader's session use
+        try:
+            assignment = gb.find_assignment(ASSIGNMENT)
+        except MissingEntry:
+            return
+        known = {nb.name for nb in assignment.notebooks}
+        if known != source and len(assignment.submissions) > 0:
+            raise GradebookHasSubmissions(
+                f"The gradebook has {len(assignment.submissions)} submissions for {ASSIGNMENT} graded with the "
+                f"notebooks {sorted(known)}, and source/ now holds {sorted(source)}. nbgrader cannot change an "
+                f"assignment's notebooks once it has submissions. If those submissions are only the demo's, run "
+                f"`make clean-demo` first; otherwise create a new assignment for the new notebooks.")
+
+
 def generate(course_dir: Path) -> StepResult:
+    check_generate_allowed(course_dir)
     return nbgrader(course_dir, "generate_assignment", ASSIGNMENT, "--force")
 
 

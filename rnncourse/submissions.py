@@ -21,7 +21,11 @@ steps = 0
 while steps < 10:   # trying things out, but `steps += 1` was forgotten: this cell never finishes
     pass
 '''
-PARTIAL_SOLVED = ("rnn_step", "rnn_unroll", "embed", "task_alignment")
+PARTIAL_SOLVED = {
+    "01_rnn_unrolling": ("rnn_step", "rnn_unroll", "embed", "task_alignment"),
+    "02_lstm_gates": ("forget_gate", "input_gate", "candidate_cell", "cell_update", "output_gate", "hidden_state",
+                      "lstm_step"),
+}
 
 
 def _solved(source_nb, grade_ids=None) -> dict:
@@ -29,16 +33,8 @@ def _solved(source_nb, grade_ids=None) -> dict:
     return answers if grade_ids is None else {k: v for k, v in answers.items() if k in grade_ids}
 
 
-def _full(source_nb):
-    return _solved(source_nb)
-
-
 def _untouched(source_nb):
     return {}
-
-
-def _partial(source_nb):
-    return _solved(source_nb, PARTIAL_SOLVED)
 
 
 def _syntax_error(source_nb):
@@ -51,13 +47,19 @@ def _endless_loop(source_nb):
     return answers
 
 
-# student id -> (what the demo shows, answers for notebook 01 given its source notebook)
-DEMO_STUDENTS: dict[str, tuple[str, Callable]] = {
-    "full_solution": ("every function solved", _full),
-    "untouched_release": ("handed in the release as it was", _untouched),
-    "partial": ("solved rnn_step, rnn_unroll, embed and TASK_ALIGNMENT only", _partial),
-    "syntax_error": ("a syntax error in rnn_params_from_torch, the rest solved", _syntax_error),
-    "endless_loop": ("a cell that never finishes before rnn_unroll_masked, the rest solved", _endless_loop),
+def _partial(notebook):
+    return lambda source_nb: _solved(source_nb, PARTIAL_SOLVED[notebook])
+
+
+# student id -> (what the demo shows, {notebook: answers given its source notebook}); a notebook not listed is
+# handed in fully solved.
+DEMO_STUDENTS: dict[str, tuple[str, dict[str, Callable]]] = {
+    "full_solution": ("every function solved", {}),
+    "untouched_release": ("handed in the release as it was", {nb: _untouched for nb in NOTEBOOKS}),
+    "partial": ("solved the first functions of each notebook only", {nb: _partial(nb) for nb in NOTEBOOKS}),
+    "syntax_error": ("a syntax error in rnn_params_from_torch (notebook 01)", {"01_rnn_unrolling": _syntax_error}),
+    "endless_loop": ("a cell that never finishes before rnn_unroll_masked (notebook 01)",
+                     {"01_rnn_unrolling": _endless_loop}),
 }
 
 
@@ -75,10 +77,10 @@ def write_submission(course_dir: Path, student: str, nbs: dict, when: dt.datetim
 def write_demo_submissions(course_dir: Path) -> list[str]:
     """One submission per DEMO_STUDENTS entry, built from the release (what students got) and the source."""
     course_dir = Path(course_dir)
-    notebook = NOTEBOOKS[0]
-    source_nb = notebooks.read(source_notebook(course_dir, notebook))
-    release_nb = notebooks.read(release_notebook(course_dir, notebook))
-    for student, (_, answers_for) in DEMO_STUDENTS.items():
-        write_submission(course_dir, student, {notebook: notebooks.filled(release_nb, answers_for(source_nb))})
+    sources = {nb: notebooks.read(source_notebook(course_dir, nb)) for nb in NOTEBOOKS}
+    releases = {nb: notebooks.read(release_notebook(course_dir, nb)) for nb in NOTEBOOKS}
+    for student, (_, answers_by_notebook) in DEMO_STUDENTS.items():
+        handed_in = {nb: notebooks.filled(releases[nb], answers_by_notebook.get(nb, _solved)(sources[nb]))
+                     for nb in NOTEBOOKS}
+        write_submission(course_dir, student, handed_in)
     return list(DEMO_STUDENTS)
-

@@ -16,7 +16,7 @@ from rnncourse import notebooks, pipeline, report, submissions
 from rnncourse.course import NOTEBOOKS, release_notebook, source_notebook, tool_env
 
 sys.path.insert(0, str(Path(__file__).parent))
-from catalog_nb01 import CATALOG  # noqa: E402
+from catalog import CATALOG  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NB01 = NOTEBOOKS[0]
@@ -33,12 +33,12 @@ def make_course(dest: Path) -> Path:
 
 
 def write_catalog_submissions(course: Path, entries) -> None:
-    source_nb = notebooks.read(source_notebook(course, NB01))
-    release_nb = notebooks.read(release_notebook(course, NB01))
-    answers = notebooks.solutions(source_nb)
+    """Each entry is a student who hands in only the notebook the entry targets, solved but for that one cell."""
     for entry in entries:
+        answers = notebooks.solutions(notebooks.read(source_notebook(course, entry.notebook)))
+        release_nb = notebooks.read(release_notebook(course, entry.notebook))
         nb = notebooks.filled(release_nb, dict(answers, **{entry.cell: entry.code.strip("\n")}))
-        submissions.write_submission(course, entry.id, {NB01: nb})
+        submissions.write_submission(course, entry.id, {entry.notebook: nb})
 
 
 @dataclass

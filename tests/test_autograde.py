@@ -8,31 +8,38 @@ from pathlib import Path
 
 import pytest
 
-from catalog_nb01 import CATALOG, WRONG
+from catalog import CATALOG, WRONG
 from conftest import make_course, write_catalog_submissions
 from rnncourse import notebooks, pipeline
+from rnncourse.course import ASSIGNMENT, NOTEBOOKS, autograded_notebook, source_notebook
 from rnncourse.report import scores_by_cell
-from rnncourse.course import ASSIGNMENT, NOTEBOOKS, autograded_notebook
+from rnncourse.submissions import PARTIAL_SOLVED
 
 pytestmark = pytest.mark.autograde
 
 ROOT = Path(__file__).resolve().parents[1]
 NB01 = NOTEBOOKS[0]
+# Full points of every test cell, by notebook, as the source notebooks state them.
+FULL = {nb: notebooks.points(notebooks.read(source_notebook(ROOT, nb))) for nb in NOTEBOOKS}
 
-# Demo students' expected points per graded function of notebook 01 (see rnncourse.submissions).
-FULL = {"test_rnn_step": 2, "test_rnn_unroll": 2, "test_rnn_params_from_torch": 2, "test_rnn_unroll_masked": 3,
-        "test_embed": 2, "test_task_alignment": 1}
+
+def _losing(notebook: str, *cells: str) -> dict:
+    return dict(FULL[notebook], **{"test_" + cell: 0 for cell in cells})
+
+
+# Demo students' expected points per test cell (see rnncourse.submissions.DEMO_STUDENTS).
 EXPECTED_DEMO = {
-    "full_solution": FULL,
-    "untouched_release": {cell: 0 for cell in FULL},
-    "partial": dict(FULL, test_rnn_params_from_torch=0, test_rnn_unroll_masked=0),
-    "syntax_error": dict(FULL, test_rnn_params_from_torch=0),
-    "endless_loop": dict(FULL, test_rnn_unroll_masked=0),
+    "full_solution": {nb: FULL[nb] for nb in NOTEBOOKS},
+    "untouched_release": {nb: {cell: 0 for cell in FULL[nb]} for nb in NOTEBOOKS},
+    "partial": {nb: {cell: (points if cell.removeprefix("test_") in PARTIAL_SOLVED[nb] else 0)
+                     for cell, points in FULL[nb].items()} for nb in NOTEBOOKS},
+    "syntax_error": dict({nb: FULL[nb] for nb in NOTEBOOKS}, **{NB01: _losing(NB01, "rnn_params_from_torch")}),
+    "endless_loop": dict({nb: FULL[nb] for nb in NOTEBOOKS}, **{NB01: _losing(NB01, "rnn_unroll_masked")}),
 }
 
 
-def test_points_in_the_notebook_match_the_expectations(source_nb01):
-    assert notebooks.points(source_nb01) == FULL
+def test_points_in_the_notebooks_are_the_announced_ones():
+    assert sum(FULL[NB01].values()) == 12 and sum(FULL["02_lstm_gates"].values()) == 16
 
 
 def test_committed_release_is_exactly_what_generate_assignment_makes(graded):
@@ -50,7 +57,7 @@ def test_committed_release_is_exactly_what_generate_assignment_makes(graded):
 def test_demo_student_scores(graded, student):
     """Full solution: full marks. Untouched release: 0 everywhere. Broken ones lose only their own functions."""
     assert graded["demo"].returncode == 0, graded["demo"].output[-3000:]
-    assert graded["demo"].scores[student][NB01] == EXPECTED_DEMO[student]
+    assert graded["demo"].scores[student] == EXPECTED_DEMO[student]
 
 
 def test_demo_prints_the_score_table_and_exports_grades(graded):
@@ -71,9 +78,8 @@ def test_scores_are_identical_across_two_runs(graded):
 
 @pytest.mark.parametrize("entry", CATALOG, ids=lambda e: e.id)
 def test_catalog_entry_through_nbgrader_autograde(graded, entry):
-    scores = course_of(graded, entry).scores[entry.id][NB01]
-    lost = (entry.cell, *entry.also_costs) if entry.kind == WRONG else ()
-    expected = dict(FULL, **{"test_" + cell: 0 for cell in lost})
+    scores = course_of(graded, entry).scores[entry.id][entry.notebook]
+    expected = _losing(entry.notebook, entry.cell, *entry.also_costs) if entry.kind == WRONG else FULL[entry.notebook]
     assert scores == expected, f"{entry.kind} entry {entry.id}: got {scores}"
 
 
@@ -82,7 +88,7 @@ def course_of(graded, entry):
 
 
 # Passes the visible tests (their batch uses the whole vocabulary) and fails only the hidden ones.
-HIDDEN_ONLY = next(e for e in CATALOG if e.id == "embed_one_hot_inferred_classes")
+HIDDEN_ONLY = next(e for e in CATALOG if e.id == "nb01_embed_one_hot_inferred_classes")
 
 
 def test_hidden_failure_in_the_graded_notebook_shows_only_the_message(graded):
@@ -99,9 +105,9 @@ def test_hidden_failure_in_the_graded_notebook_shows_only_the_message(graded):
 def test_warning_on_stderr_costs_points_only_without_ignore_pattern(graded, tmp_path):
     """nbgrader's trap, shown for real: the valid entry that makes torch warn on stderr scores 0 in test_embed when
     IgnorePattern is off, and full marks with the course's configuration."""
-    entry = next(e for e in CATALOG if e.id == "embed_valid_warns_on_stderr")
+    entry = next(e for e in CATALOG if e.id == "nb01_embed_valid_warns_on_stderr")
     course = course_of(graded, entry)
-    assert course.scores[entry.id][NB01]["test_embed"] == 2
+    assert course.scores[entry.id][NB01]["test_embed"] == FULL[NB01]["test_embed"]
     plain = make_course(tmp_path / "no_ignore_pattern")
     assert pipeline.generate(plain).ok
     write_catalog_submissions(plain, [entry])

@@ -206,6 +206,15 @@ class Checker:
         raise StudentCallFailed()
 
     # -- comparing --------------------------------------------------------------------------------------------
+    def pair(self, result, names: str, label: str):
+        """The two parts of a result that must be a pair such as (hs, h_T); ends the case if it is not one."""
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            length = f" of length {len(result)}" if isinstance(result, (tuple, list)) else ""
+            self.fail(f"{self.name} should return a pair {names}, but it returned {type(result).__name__}{length}.",
+                      label)
+            raise StudentCallFailed()
+        return result
+
     def expect_tensor(self, got, want: torch.Tensor, what: str, label: str,
                       mistakes: Iterable[tuple[str, Callable[[], torch.Tensor]]] = (),
                       shape_hint: str = "") -> bool:

@@ -140,7 +140,7 @@ def check_rnn_unroll(namespace: dict) -> None:
             before = clones(args)
             result = check.call(rnn_unroll, *args, label=label)
             check.expect_unchanged(before, args, ["xs", "h0", "W", "b"], label)
-            hs, h_T = _pair(check, result, "rnn_unroll", "(hs, h_T)", label)
+            hs, h_T = check.pair(result, "(hs, h_T)", label)
             want_hs, want_h_T = (t.to(case["dtype"]).to(case["device"])
                                  for t in reference_rnn_unroll(*to(args, torch.float64, "cpu")))
             step = lambda x, h: reference_rnn_step(x, h, W, b)  # noqa: E731
@@ -156,14 +156,6 @@ def check_rnn_unroll(namespace: dict) -> None:
                  lambda: want_hs[0]),
             ])
     check.finish()
-
-
-def _pair(check: Checker, result, fn: str, names: str, label: str):
-    if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        check.fail(f"{fn} should return a pair {names}, but it returned {type(result).__name__}"
-                   f"{'' if not isinstance(result, (tuple, list)) else f' of length {len(result)}'}.", label)
-        raise StudentCallFailed()
-    return result
 
 
 _REFERENCES = {
@@ -234,7 +226,7 @@ def check_rnn_params_from_torch(namespace: dict) -> None:
                 check.fail("rnn_params_from_torch changed the module's parameters: read them, never write into "
                            "them (e.g. bias_ih += bias_hh edits the module in place).", label)
                 raise StudentCallFailed()
-            W, b = _pair(check, result, "rnn_params_from_torch", "(W, b)", label)
+            W, b = check.pair(result, "(W, b)", label)
             if not (isinstance(W, torch.Tensor) and tuple(W.shape) == (H, H + D)):
                 check.fail(f"W should be a tensor of shape (H, H + D) = {(H, H + D)}, got "
                            f"{tuple(W.shape) if isinstance(W, torch.Tensor) else type(W).__name__}.", label)
@@ -288,7 +280,7 @@ def check_rnn_unroll_masked(namespace: dict) -> None:
             before = clones(args)
             result = check.call(masked, *args, label=label)
             check.expect_unchanged(before, args, ["xs", "lengths", "h0", "W", "b"], label)
-            hs, h_last = _pair(check, result, "rnn_unroll_masked", "(hs, h_last)", label)
+            hs, h_last = check.pair(result, "(hs, h_last)", label)
             want_hs, want_last = (t.to(case["dtype"]).to(case["device"])
                                   for t in reference_rnn_unroll_masked(*to(args, torch.float64, "cpu")))
             if not isinstance(hs, torch.Tensor) or hs.shape != want_hs.shape:

@@ -1,10 +1,11 @@
-"""The hidden checks of notebook 01, called in-process on the source solutions and on every catalog entry.
+"""The hidden checks of every notebook, called in-process on the source solutions and on every catalog entry.
 
 Fast (no kernels); the same catalog goes through real nbgrader in test_autograde.py.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
 import warnings
@@ -13,35 +14,54 @@ import matplotlib
 import pytest
 import torch
 
-from catalog_nb01 import CATALOG, VALID, WRONG
+from catalog import CATALOG, VALID, WRONG
 from rnncourse import notebooks
+from rnncourse.course import NOTEBOOKS, repo_root, source_notebook
 from rnncourse.grading import compare, nb01
 
 matplotlib.use("Agg")
 
-CHECKS = {
-    "rnn_step": nb01.check_rnn_step,
-    "rnn_unroll": nb01.check_rnn_unroll,
-    "rnn_params_from_torch": nb01.check_rnn_params_from_torch,
-    "rnn_unroll_masked": nb01.check_rnn_unroll_masked,
-    "embed": nb01.check_embed,
-    "task_alignment": nb01.check_task_alignment,
-}
+NB01 = NOTEBOOKS[0]
 
 
-@pytest.fixture(scope="module")
-def solved(source_nb01):
-    """make(replacements) -> a notebook namespace: the setup cell plus every solution, some replaced."""
-    setup = next(c.source for c in source_nb01.cells if c.cell_type == "code" and c.source.startswith("import"))
-    answers = notebooks.solutions(source_nb01)
+def grading_module(notebook: str):
+    """rnncourse.grading.nb01 for 01_rnn_unrolling, and so on."""
+    return importlib.import_module(f"rnncourse.grading.nb{notebook[:2]}")
+
+
+def checks_of(notebook: str) -> dict:
+    """{solution grade id: its hidden check}; the check of grade id X is check_X."""
+    module = grading_module(notebook)
+    source = notebooks.read(source_notebook(repo_root(), notebook))
+    return {grade_id: getattr(module, "check_" + grade_id) for grade_id in notebooks.solution_cells(source)}
+
+
+CHECKS = {notebook: checks_of(notebook) for notebook in NOTEBOOKS}
+
+
+def _make_solved(notebook: str):
+    source = notebooks.read(source_notebook(repo_root(), notebook))
+    setup = next(c.source for c in source.cells if c.cell_type == "code" and c.source.startswith("import"))
+    answers = notebooks.solutions(source)
 
     def make(**replacements):
+        """A notebook namespace: the setup cell plus every solution, some replaced."""
         namespace = {}
         exec(setup, namespace)
         for code in dict(answers, **replacements).values():
             exec(code, namespace)
         return namespace
     return make
+
+
+@pytest.fixture(scope="module")
+def solved_by_notebook():
+    return {notebook: _make_solved(notebook) for notebook in NOTEBOOKS}
+
+
+@pytest.fixture(scope="module")
+def solved(solved_by_notebook):
+    return solved_by_notebook[NB01]
 
 
 def failure(check, namespace) -> str | None:
@@ -52,29 +72,35 @@ def failure(check, namespace) -> str | None:
     return None
 
 
-def test_every_graded_cell_has_a_check(source_nb01):
-    assert set(notebooks.solution_cells(source_nb01)) == set(CHECKS)
-    assert set(notebooks.test_cells(source_nb01)) == {"test_" + name for name in CHECKS}
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_graded_cell_has_a_check(notebook):
+    source = notebooks.read(source_notebook(repo_root(), notebook))
+    assert set(notebooks.test_cells(source)) == {"test_" + name for name in CHECKS[notebook]}
 
 
-def test_source_solutions_pass_every_check(solved):
-    namespace = solved()
-    for name, check in CHECKS.items():
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_source_solutions_pass_every_check(notebook, solved_by_notebook):
+    namespace = solved_by_notebook[notebook]()
+    for name, check in CHECKS[notebook].items():
         assert failure(check, namespace) is None, name
 
 
-def test_catalog_covers_every_function_both_ways():
-    for name in CHECKS:
-        kinds = {e.kind for e in CATALOG if e.cell == name}
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_catalog_covers_every_function_both_ways(notebook):
+    for name in CHECKS[notebook]:
+        kinds = {e.kind for e in CATALOG if e.notebook == notebook and e.cell == name}
         assert kinds == {WRONG, VALID}, f"{name} needs wrong and valid catalog entries"
+
+
+def test_catalog_ids_are_unique():
     assert len({e.id for e in CATALOG}) == len(CATALOG), "catalog ids must be unique (they are student ids)"
 
 
 @pytest.mark.parametrize("entry", CATALOG, ids=lambda e: e.id)
-def test_catalog_entry_in_process(entry, solved):
+def test_catalog_entry_in_process(entry, solved_by_notebook):
     """Wrong: its own check fails, with words that point at the mistake; every other check passes. Valid: all pass."""
-    namespace = solved(**{entry.cell: entry.code})
-    for name, check in CHECKS.items():
+    namespace = solved_by_notebook[entry.notebook](**{entry.cell: entry.code})
+    for name, check in CHECKS[entry.notebook].items():
         message = failure(check, namespace)
         if entry.kind == WRONG and name == entry.cell:
             assert message is not None, f"{entry.id} was not caught by the hidden test of {name}"
@@ -84,8 +110,8 @@ def test_catalog_entry_in_process(entry, solved):
 
 
 @pytest.mark.parametrize("entry", [e for e in CATALOG if e.kind == WRONG], ids=lambda e: e.id)
-def test_messages_reveal_no_hidden_inputs(entry, solved):
-    message = failure(CHECKS[entry.cell], solved(**{entry.cell: entry.code}))
+def test_messages_reveal_no_hidden_inputs(entry, solved_by_notebook):
+    message = failure(CHECKS[entry.notebook][entry.cell], solved_by_notebook[entry.notebook](**{entry.cell: entry.code}))
     assert "tensor(" not in message and "array(" not in message
     assert not re.search(r"\d\.\d{3,}", message), "no full-precision numbers: they would leak hidden values"
     assert "reference_" not in message and "check_" not in message and "File " not in message
@@ -97,7 +123,7 @@ def test_failure_renders_as_its_message_only():
 
 
 def test_checks_are_deterministic_and_leave_the_global_rng_alone(solved):
-    wrong = next(e for e in CATALOG if e.id == "step_no_bias")
+    wrong = next(e for e in CATALOG if e.id == "nb01_step_no_bias")
     namespace = solved(rnn_step=wrong.code)
     torch.manual_seed(123)
     state = torch.get_rng_state()
@@ -108,7 +134,7 @@ def test_checks_are_deterministic_and_leave_the_global_rng_alone(solved):
 
 def test_wrong_dependency_does_not_cost_the_dependent_function(solved):
     """A wrong rnn_step must not fail rnn_unroll or rnn_unroll_masked, which call it."""
-    wrong_step = next(e for e in CATALOG if e.id == "step_x_h_order")
+    wrong_step = next(e for e in CATALOG if e.id == "nb01_step_x_h_order")
     namespace = solved(rnn_step=wrong_step.code)
     assert failure(nb01.check_rnn_unroll, namespace) is None
     assert failure(nb01.check_rnn_unroll_masked, namespace) is None

@@ -1,34 +1,10 @@
-"""Mutation catalog for notebook 01: plausible wrong implementations and valid alternatives of every graded function.
+"""Mutation catalog for notebook 01 (RNN unrolling): wrong implementations and valid alternatives of each function."""
 
-Each entry replaces one solution cell (by grade id) of an otherwise fully solved notebook. A WRONG entry must score 0
-in that function's test cell and full marks everywhere else; a VALID entry must score full marks everywhere. The
-suite checks both in-process (fast, with the hidden checks' messages) and through real `nbgrader autograde`.
-"""
+from dataclasses import replace
 
-from dataclasses import dataclass
+from .entry import VALID, WRONG, Entry, fn as _fn
 
-WRONG, VALID = "wrong", "valid"
-
-
-@dataclass(frozen=True)
-class Entry:
-    id: str
-    cell: str  # grade id of the solution cell it replaces; its test cell is "test_" + cell
-    kind: str
-    code: str
-    says: str = ""  # for WRONG entries: words the hidden test's message must contain
-    # Other test cells it may cost, and only these: a crashing or input-mutating rnn_step makes the *visible* tests
-    # of the functions that call it fail too (their hidden tests use a reference rnn_step and still pass).
-    also_costs: tuple = ()
-
-    @property
-    def test_cell(self) -> str:
-        return "test_" + self.cell
-
-
-def _fn(signature: str, body: str) -> str:
-    return f"def {signature}:\n" + "\n".join("    " + line for line in body.strip("\n").splitlines()) + "\n"
-
+NOTEBOOK = "01_rnn_unrolling"
 
 STEP = "rnn_step(x_t, h_prev, W, b)"
 UNROLL = "rnn_unroll(xs, h0, W, b)"
@@ -36,7 +12,7 @@ PARAMS = "rnn_params_from_torch(module)"
 MASKED = "rnn_unroll_masked(xs, lengths, h0, W, b)"
 EMBED = "embed(token_ids, E)"
 
-CATALOG = [
+_ENTRIES = [
     # ---- rnn_step -----------------------------------------------------------------------------------------------
     Entry("step_x_h_order", "rnn_step", WRONG, _fn(STEP, "return torch.tanh(torch.cat([x_t, h_prev], dim=1) @ W.T + b)"),
           "[x_t, h_prev]"),
@@ -299,3 +275,5 @@ aligned = ["pos_tagging", "named_entity_recognition", "slot_filling"]
 unaligned = ["machine_translation", "summarization"]
 TASK_ALIGNMENT = {**{t: "aligned" for t in aligned}, **{t: "unaligned" for t in unaligned}}"""),
 ]
+
+CATALOG = [replace(entry, notebook=NOTEBOOK, id="nb01_" + entry.id) for entry in _ENTRIES]
