@@ -20,28 +20,38 @@ from rnncourse import notebooks, pipeline, report, submissions
 from rnncourse.course import NOTEBOOKS, release_notebook, repo_root, source_notebook
 
 
-def time_notebook(path: Path, workdir: Path) -> float:
-    """Execute a notebook top to bottom in a fresh kernel (hidden tests included if it is a source notebook)."""
+def time_notebook(path: Path, workdir: Path) -> tuple[float, float, str]:
+    """Execute a notebook top to bottom in a fresh kernel (hidden tests included if it is a source notebook).
+    Returns the total seconds and the slowest cell's seconds and id."""
     nb = notebooks.read(path)
+    started, took = {}, {}
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}},
+        on_cell_execute=lambda cell, cell_index: started.__setitem__(cell_index, time.monotonic()),
+        on_cell_executed=lambda cell, cell_index, execute_reply: took.__setitem__(
+            cell_index, time.monotonic() - started[cell_index]))
     start = time.monotonic()
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
-    return time.monotonic() - start
+    client.execute()
+    slowest = max(took, key=took.get)
+    return time.monotonic() - start, took[slowest], nb.cells[slowest].get("id", str(slowest))
 
 
-def time_autograde(k: int, workdir: Path) -> tuple[float, dict]:
+def time_autograde(k: int, workdir: Path) -> tuple[float, bool]:
+    """Autograde k full-solution submissions of every notebook; also say whether all got full marks."""
     course = workdir / "course"
     course.mkdir()
     shutil.copy(repo_root() / "nbgrader_config.py", course)
     shutil.copytree(repo_root() / "source", course / "source")
     assert pipeline.generate(course).ok
-    name = NOTEBOOKS[0]
-    answers = notebooks.solutions(notebooks.read(source_notebook(course, name)))
-    release_nb = notebooks.read(release_notebook(course, name))
+    sources = {nb: notebooks.read(source_notebook(course, nb)) for nb in NOTEBOOKS}
+    handed_in = {nb: notebooks.filled(notebooks.read(release_notebook(course, nb)), notebooks.solutions(sources[nb]))
+                 for nb in NOTEBOOKS}
     for i in range(k):
-        submissions.write_submission(course, f"student{i:03d}", {name: notebooks.filled(release_nb, answers)})
+        submissions.write_submission(course, f"student{i:03d}", handed_in)
     result = pipeline.autograde(course, n_submissions=k)
     assert result.ok, result.log.read_text()[-2000:]
-    return result.seconds, report.scores_by_cell(course)
+    full = {nb: notebooks.points(sources[nb]) for nb in NOTEBOOKS}
+    return result.seconds, all(by_nb == full for by_nb in report.scores_by_cell(course).values())
 
 
 def main() -> None:
@@ -53,15 +63,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name in NOTEBOOKS:
-            seconds = time_notebook(source_notebook(repo_root(), name), tmp)
-            print(f"{name}: runs in {seconds:.1f} s (source notebook, all cells and hidden tests, fresh kernel)")
-        seconds, scores = time_autograde(args.submissions, tmp)
-        max_points = notebooks.points(notebooks.read(source_notebook(repo_root(), NOTEBOOKS[0])))
-        full = all(by_nb[NOTEBOOKS[0]] == max_points for by_nb in scores.values())
-        print(f"nbgrader autograde: {args.submissions} full-solution submissions in {seconds:.1f} s, "
-              f"{seconds / args.submissions:.1f} s per submission (serial, one nbgrader process)"
+            seconds, slowest, cell_id = time_notebook(source_notebook(repo_root(), name), tmp)
+            print(f"{name}: runs in {seconds:.1f} s, slowest cell {slowest:.1f} s ({cell_id}) "
+                  f"(source notebook, all cells and hidden tests, fresh kernel)")
+        seconds, full = time_autograde(args.submissions, tmp)
+        print(f"nbgrader autograde: {args.submissions} full-solution submissions of {len(NOTEBOOKS)} notebooks in "
+              f"{seconds:.1f} s, {seconds / args.submissions:.1f} s per submission (serial, one nbgrader process)"
               f"{'' if full else '  [WARNING: not all full marks]'}")
-
 
 if __name__ == "__main__":
     main()
