@@ -7,9 +7,9 @@ import filecmp
 from pathlib import Path
 
 import pytest
-
 from catalog import CATALOG, WRONG
 from conftest import make_course, write_catalog_submissions
+
 from rnncourse import notebooks, pipeline
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, autograded_notebook, source_notebook
 from rnncourse.report import scores_by_cell

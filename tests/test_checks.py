@@ -13,8 +13,8 @@ import warnings
 import matplotlib
 import pytest
 import torch
-
 from catalog import CATALOG, VALID, WRONG
+
 from rnncourse import notebooks
 from rnncourse.course import NOTEBOOKS, repo_root, source_notebook
 from rnncourse.grading import compare, nb01

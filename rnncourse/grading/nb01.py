@@ -16,8 +16,20 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .compare import (DEVICES, Checker, HiddenTestFailure, StudentCallFailed, clones, close, randn, seeded,
-                      substituted, to, uniform, variants)
+from .compare import (
+    Checker,
+    HiddenTestFailure,
+    StudentCallFailed,
+    clones,
+    close,
+    randn,
+    seeded,
+    substituted,
+    to,
+    uniform,
+    variants,
+)
+from .modules import conversion_cases, module_from_slide_params, random_module, states_over_time
 
 # (label, B, D, H) for the single-step and whole-sequence checks: a batch of one, D < H, D == H (where swapping the
 # halves of [h, x] keeps every shape), D > H, and T = 1 for the unroll.
@@ -37,16 +49,7 @@ def _split(W: torch.Tensor) -> tuple[int, int]:
 
 def reference_rnn_module(W: torch.Tensor, b: torch.Tensor, cell: bool = False) -> nn.Module:
     """An nn.RNN (or nn.RNNCell) that computes tanh(W·[h, x] + b)."""
-    H, D = _split(W)
-    with torch.random.fork_rng(devices=[]):
-        module = (nn.RNNCell(D, H) if cell else nn.RNN(D, H)).to(dtype=W.dtype, device=W.device)
-    suffix = "" if cell else "_l0"
-    with torch.no_grad():
-        getattr(module, "weight_hh" + suffix).copy_(W[:, :H])
-        getattr(module, "weight_ih" + suffix).copy_(W[:, H:])
-        getattr(module, "bias_ih" + suffix).copy_(b)
-        getattr(module, "bias_hh" + suffix).zero_()
-    return module
+    return module_from_slide_params("rnn", W, b, hidden_size=W.shape[0], cell=cell)
 
 
 def reference_rnn_step(x_t, h_prev, W, b):
@@ -171,52 +174,23 @@ def substituted_dependencies(fn):
 
 
 # -- rnn_params_from_torch ---------------------------------------------------------------------------------------
-PARAMS_MODULES = [  # (label, kind, D, H)
+PARAMS_MODULES = [  # (label, shape for modules.random_module, D, H)
     ("an nn.RNNCell with D=3, H=4", "cell", 3, 4),
-    ("an nn.RNN with D=5, H=2", "rnn", 5, 2),
-    ("an nn.RNN with D = H = 3", "rnn", 3, 3),
+    ("an nn.RNN with D=5, H=2", "layer", 5, 2),
+    ("an nn.RNN with D = H = 3", "layer", 3, 3),
     ("an nn.RNNCell with D = H = 2", "cell", 2, 2),
-    ("an nn.RNN(batch_first=True) with D=2, H=3", "rnn_batch_first", 2, 3),
+    ("an nn.RNN(batch_first=True) with D=2, H=3", "layer_batch_first", 2, 3),
 ]
-
-
-def _make_module(kind: str, D: int, H: int, gen: torch.Generator, dtype: torch.dtype, device: str) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        module = nn.RNNCell(D, H) if kind == "cell" else nn.RNN(D, H, batch_first=(kind == "rnn_batch_first"))
-    module = module.to(dtype=dtype, device=device)
-    with torch.no_grad():
-        for p in module.parameters():  # our own values, so the module does not depend on the global RNG
-            p.copy_(uniform(gen, *p.shape, bound=1 / math.sqrt(H)).to(dtype))
-    return module
-
-
-def _run_module(module: nn.Module, xs: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """The module's hidden states over time, (T, B, H), computed by the module itself."""
-    with torch.no_grad():
-        if isinstance(module, nn.RNNCell):
-            hs, h = [], h0
-            for x in xs:
-                h = module(x, h)
-                hs.append(h)
-            return torch.stack(hs)
-        if module.batch_first:
-            return module(xs.transpose(0, 1), h0.unsqueeze(0))[0].transpose(0, 1)
-        return module(xs, h0.unsqueeze(0))[0]
 
 
 def check_rnn_params_from_torch(namespace: dict) -> None:
     check = Checker("rnn_params_from_torch", namespace)
     convert = check.student_function()
-    cases = [dict(label=label, kind=kind, D=D, H=H, seed=300 + i, dtype=torch.float64, device="cpu")
-             for i, (label, kind, D, H) in enumerate(PARAMS_MODULES)]
-    cases.append(dict(cases[0], label=cases[0]["label"] + " in float32", dtype=torch.float32))
-    for device in DEVICES[1:]:
-        cases.append(dict(cases[1], label=cases[1]["label"] + f" on {device}", device=device))
-    for case in cases:
+    for case in conversion_cases(PARAMS_MODULES, seed0=300):
         with check.case(case["label"]) as label:
             gen = seeded(case["seed"])
             D, H = case["D"], case["H"]
-            module = _make_module(case["kind"], D, H, gen, case["dtype"], case["device"])
+            module = random_module("rnn", D, H, gen, case["dtype"], case["device"], shape=case["shape"])
             before = {n: p.detach().clone() for n, p in module.named_parameters()}
             result = check.call(convert, module, label=label, hint_on_error=(
                 "nn.RNNCell names its parameters weight_ih, weight_hh, bias_ih, bias_hh; nn.RNN adds the layer "
@@ -239,10 +213,10 @@ def check_rnn_params_from_torch(namespace: dict) -> None:
             # Behaviour is what is graded: the converted parameters must reproduce the module's states.
             xs, h0 = randn(gen, 6, 2, D).to(case["dtype"]).to(case["device"]), randn(gen, 2, H).to(
                 case["dtype"]).to(case["device"])
-            want = _run_module(module, xs, h0)
+            want = states_over_time(module, xs, h0)
             got = reference_rnn_unroll(xs, h0, W.detach(), b.detach())[0]
             if not check.expect_tensor(got, want, "the hidden states that your (W, b) produce", label):
-                sfx = "" if case["kind"] == "cell" else "_l0"
+                sfx = "" if case["shape"] == "cell" else "_l0"
                 p = {n: getattr(module, n + sfx).detach() for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
                 if close(W.detach(), torch.cat([p["weight_ih"], p["weight_hh"]], 1)):
                     check.fail("W's two blocks are in the wrong order: W acts on [h_{t-1}, x_t], so the "

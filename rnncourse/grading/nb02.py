@@ -17,8 +17,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .compare import (DEVICES, Checker, StudentCallFailed, clones, close, randn, seeded, substituted, to, uniform,
-                      variants)
+from .compare import (
+    Checker,
+    StudentCallFailed,
+    clones,
+    close,
+    randn,
+    seeded,
+    substituted,
+    to,
+    uniform,
+    variants,
+)
+from .modules import conversion_cases, module_from_slide_params, random_module, states_over_time
 from .nb01 import STEP_SHAPES, UNROLL_SHAPES
 
 GATE_KEYS = ("W_f", "b_f", "W_i", "b_i", "W_C", "b_C", "W_o", "b_o")
@@ -61,19 +72,9 @@ def reference_lstm_params(module) -> dict:
 
 def reference_lstm_module(params: dict, cell: bool = False) -> nn.Module:
     """An nn.LSTMCell (or nn.LSTM) computing the LSTM of the slides' per-gate parameters."""
-    H = params["W_f"].shape[0]
-    D = params["W_f"].shape[1] - H
     W = torch.cat([params["W_" + g] for g in TORCH_GATE_ORDER])
     b = torch.cat([params["b_" + g] for g in TORCH_GATE_ORDER])
-    with torch.random.fork_rng(devices=[]):
-        module = (nn.LSTMCell(D, H) if cell else nn.LSTM(D, H)).to(dtype=W.dtype, device=W.device)
-    sfx = "" if cell else "_l0"
-    with torch.no_grad():
-        getattr(module, "weight_hh" + sfx).copy_(W[:, :H])
-        getattr(module, "weight_ih" + sfx).copy_(W[:, H:])
-        getattr(module, "bias_ih" + sfx).copy_(b)
-        getattr(module, "bias_hh" + sfx).zero_()
-    return module
+    return module_from_slide_params("lstm", W, b, hidden_size=params["W_f"].shape[0], cell=cell)
 
 
 def reference_lstm_step(x_t, h_prev, c_prev, params):
@@ -298,37 +299,13 @@ def check_lstm_unroll(namespace: dict) -> None:
 
 
 # -- lstm_params_from_torch -------------------------------------------------------------------------------------
-LSTM_MODULES = [  # (label, kind, D, H)
+LSTM_MODULES = [  # (label, shape for modules.random_module, D, H)
     ("an nn.LSTMCell with D=3, H=4", "cell", 3, 4),
-    ("an nn.LSTM with D=5, H=2", "lstm", 5, 2),
-    ("an nn.LSTM with D = H = 3", "lstm", 3, 3),
+    ("an nn.LSTM with D=5, H=2", "layer", 5, 2),
+    ("an nn.LSTM with D = H = 3", "layer", 3, 3),
     ("an nn.LSTMCell with D = H = 2", "cell", 2, 2),
-    ("an nn.LSTM(batch_first=True) with D=2, H=3", "lstm_batch_first", 2, 3),
+    ("an nn.LSTM(batch_first=True) with D=2, H=3", "layer_batch_first", 2, 3),
 ]
-
-
-def _make_lstm(kind, D, H, gen, dtype, device):
-    with torch.random.fork_rng(devices=[]):
-        module = nn.LSTMCell(D, H) if kind == "cell" else nn.LSTM(D, H, batch_first=(kind == "lstm_batch_first"))
-    module = module.to(dtype=dtype, device=device)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(uniform(gen, *p.shape, bound=1 / math.sqrt(H)).to(dtype))
-    return module
-
-
-def _run_lstm_module(module, xs, h0, c0):
-    with torch.no_grad():
-        if isinstance(module, nn.LSTMCell):
-            hs, h, c = [], h0, c0
-            for x in xs:
-                h, c = module(x, (h, c))
-                hs.append(h)
-            return torch.stack(hs)
-        state = (h0.unsqueeze(0), c0.unsqueeze(0))
-        if module.batch_first:
-            return module(xs.transpose(0, 1), state)[0].transpose(0, 1)
-        return module(xs, state)[0]
 
 
 def _diagnose_params(check: Checker, got: dict, module) -> None:
@@ -360,16 +337,11 @@ def _diagnose_params(check: Checker, got: dict, module) -> None:
 def check_lstm_params_from_torch(namespace: dict) -> None:
     check = Checker("lstm_params_from_torch", namespace)
     convert = check.student_function()
-    cases = [dict(label=label, kind=kind, D=D, H=H, seed=1500 + i, dtype=torch.float64, device="cpu")
-             for i, (label, kind, D, H) in enumerate(LSTM_MODULES)]
-    cases.append(dict(cases[0], label=cases[0]["label"] + " in float32", dtype=torch.float32))
-    for device in DEVICES[1:]:
-        cases.append(dict(cases[1], label=cases[1]["label"] + f" on {device}", device=device))
-    for case in cases:
+    for case in conversion_cases(LSTM_MODULES, seed0=1500):
         with check.case(case["label"]) as label:
             gen = seeded(case["seed"])
             D, H, dtype, device = case["D"], case["H"], case["dtype"], case["device"]
-            module = _make_lstm(case["kind"], D, H, gen, dtype, device)
+            module = random_module("lstm", D, H, gen, dtype, device, shape=case["shape"])
             before = {n: p.detach().clone() for n, p in module.named_parameters()}
             params = check.call(convert, module, label=label, hint_on_error=(
                 "nn.LSTMCell names its parameters weight_ih, weight_hh, bias_ih, bias_hh; nn.LSTM adds the layer "
@@ -399,7 +371,7 @@ def check_lstm_params_from_torch(namespace: dict) -> None:
                 continue
             xs = randn(gen, 6, 2, D).to(dtype=dtype, device=device)
             h0, c0 = (randn(gen, 2, H).to(dtype=dtype, device=device) for _ in range(2))
-            want = _run_lstm_module(module, xs, h0, c0)
+            want = states_over_time(module, xs, (h0, c0))
             got = reference_lstm_unroll(xs, h0, c0, {k: v.detach() for k, v in params.items()})[0]
             if not check.expect_tensor(got, want, "the hidden states that your params produce", label):
                 _diagnose_params(check, params, module)

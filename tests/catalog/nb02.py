@@ -2,7 +2,8 @@
 
 from dataclasses import replace
 
-from .entry import VALID, WRONG, Entry, fn as _fn
+from .entry import VALID, WRONG, Entry
+from .entry import fn as _fn
 
 NOTEBOOK = "02_lstm_gates"
 
