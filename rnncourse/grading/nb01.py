@@ -42,11 +42,6 @@ STEP_SHAPES = [
 
 
 # -- references ---------------------------------------------------------------------------------------------------
-def _split(W: torch.Tensor) -> tuple[int, int]:
-    H = W.shape[0]
-    return H, W.shape[1] - H
-
-
 def reference_rnn_module(W: torch.Tensor, b: torch.Tensor, cell: bool = False) -> nn.Module:
     """An nn.RNN (or nn.RNNCell) that computes tanh(W·[h, x] + b)."""
     return module_from_slide_params("rnn", W, b, hidden_size=W.shape[0], cell=cell)

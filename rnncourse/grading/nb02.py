@@ -3,9 +3,10 @@
     from rnncourse.grading.nb02 import check_forget_gate
     check_forget_gate(globals())
 
-References are PyTorch's own modules and functions (nn.LSTMCell, nn.LSTM, nn.GRUCell, F.linear) in float64. The
-parameters for the step and unroll checks come from this module's own conversion of PyTorch modules, so a wrong
-student conversion cannot mask a wrong step, and the conversion is graded by what it makes a reference LSTM compute.
+References are PyTorch's own modules and functions (nn.LSTMCell, nn.LSTM, nn.GRUCell, F.linear) in float64. The step
+and unroll checks draw random per-gate parameters and place them into nn.LSTMCell/nn.LSTM themselves
+(reference_lstm_module), so a wrong student conversion cannot mask a wrong step; the conversion is graded by what its
+parameters make that reference LSTM compute.
 Earlier graded functions a function may call are replaced by references while it is graded.
 """
 
@@ -59,17 +60,6 @@ def reference_hidden_state(o_t, c_t):
     return o_t * torch.tanh(c_t)
 
 
-def reference_lstm_params(module) -> dict:
-    """This module's own conversion of an nn.LSTMCell / one-layer nn.LSTM to the slides' per-gate parameters."""
-    sfx = "" if isinstance(module, nn.LSTMCell) else "_l0"
-    W = torch.cat([getattr(module, "weight_hh" + sfx), getattr(module, "weight_ih" + sfx)], 1).detach()
-    b = (getattr(module, "bias_ih" + sfx) + getattr(module, "bias_hh" + sfx)).detach()
-    params = {}
-    for k, (W_k, b_k) in enumerate(zip(W.chunk(4), b.chunk(4))):
-        params["W_" + TORCH_GATE_ORDER[k]], params["b_" + TORCH_GATE_ORDER[k]] = W_k.clone(), b_k.clone()
-    return params
-
-
 def reference_lstm_module(params: dict, cell: bool = False) -> nn.Module:
     """An nn.LSTMCell (or nn.LSTM) computing the LSTM of the slides' per-gate parameters."""
     W = torch.cat([params["W_" + g] for g in TORCH_GATE_ORDER])
@@ -102,7 +92,7 @@ def substituted_dependencies(fn):
     return substituted(fn, **{n: ref for n, ref in _REFERENCES.items() if n != name})
 
 
-def _random_params(gen, D, H, dtype=torch.float64) -> dict:
+def _random_params(gen, D, H) -> dict:
     bound = 1 / math.sqrt(H)
     return {k: (uniform(gen, H, H + D, bound=2 * bound) if k.startswith("W") else uniform(gen, H, bound=bound))
             for k in GATE_KEYS}
