@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 ASSIGNMENT = "section09"
-# The assignment's notebooks in teaching order (03_pytorch_walkthrough comes with a later issue).
-NOTEBOOKS = ["01_rnn_unrolling", "02_lstm_gates"]
+# The assignment's notebooks in teaching order.
+NOTEBOOKS = ["01_rnn_unrolling", "02_lstm_gates", "03_pytorch_walkthrough"]
 
 
 def repo_root() -> Path:

@@ -25,6 +25,7 @@ PARTIAL_SOLVED = {
     "01_rnn_unrolling": ("rnn_step", "rnn_unroll", "embed", "task_alignment"),
     "02_lstm_gates": ("forget_gate", "input_gate", "candidate_cell", "cell_update", "output_gate", "hidden_state",
                       "lstm_step"),
+    "03_pytorch_walkthrough": ("sequence_predictor", "detach_state"),
 }
 
 

@@ -30,8 +30,10 @@ def test_source_notebooks_are_stored_without_outputs(name):
             assert not cell.outputs and cell.execution_count is None, f"cell {cell.id} has outputs"
 
 
-# Statements that solutions share with any PyTorch code, so the release may contain them elsewhere.
-GENERIC_LINES = {"with torch.no_grad():"}
+# Statements that solutions share with any PyTorch code, so the release may contain them elsewhere (notebook 03's
+# ungraded demos run ordinary training steps).
+GENERIC_LINES = {"with torch.no_grad():", "torch.manual_seed(0)", "optimizer.zero_grad()", "loss.backward()",
+                 "optimizer.step()", "losses.append(loss.item())"}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -133,3 +135,16 @@ def test_generate_refuses_before_nbgrader_deletes_the_release(tmp_path):
     with pytest.raises(pipeline.GradebookHasSubmissions, match="clean-demo"):
         pipeline.generate(course)
     assert (course / "release" / ASSIGNMENT / f"{NOTEBOOKS[0]}.ipynb").exists(), "the release must survive"
+
+
+def test_notebook_03_data_and_metric_are_the_hidden_tests_own():
+    """The hidden quality test draws held-out series from rnncourse.grading.nb03.make_series and scores with its
+    one_step_l1: the notebook must teach exactly those functions (its builder copies their source)."""
+    import inspect
+
+    from rnncourse.grading import nb03
+
+    source = notebooks.read(ROOT / "source" / ASSIGNMENT / "03_pytorch_walkthrough.ipynb")
+    code = "\n".join(cell.source for cell in source.cells if cell.cell_type == "code")
+    for function in (nb03.make_series, nb03.one_step_l1, nb03.persistence_l1):
+        assert inspect.getsource(function) in code, f"notebook 03's {function.__name__} differs from the grader's"

@@ -1,0 +1,678 @@
+"""Hidden tests of notebook 03 (PyTorch walkthrough: truncated BPTT, detach, clipping). One ``check_*`` per graded
+cell, called from its test cell as
+
+    from rnncourse.grading.nb03 import check_detach_state
+    check_detach_state(globals())
+
+References are PyTorch's own: Tensor.detach, torch.nn.utils.clip_grad_norm_, nn.RNN/nn.GRU/nn.LSTM. train_tbptt is
+graded by observing it: it trains a probe model (a PyTorch nn.GRU or nn.LSTM that records every chunk it is given and
+the state that comes with it) with a recording optimizer (torch.optim.SGD that records the gradients at every step),
+and what it saw is compared with what a reference truncated-BPTT loop makes the same probe see. While train_tbptt is
+graded, the student's detach_state and clip_grad_norm are replaced by references, so it is graded on its own.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .compare import DEVICES, Checker, HiddenTestFailure, StudentCallFailed, close, randn, seeded, substituted
+
+# -- the notebook's data --------------------------------------------------------------------------------------------
+# The same generator as the notebook's §1 cell (a test keeps the two identical): the hidden quality test draws its
+# held-out series from it with seeds the notebook never uses.
+
+
+def make_series(n_steps, seed, noise=0.05):
+    """A noisy Henon system: x[t] = 1 - 1.4 * x[t-1]**2 + 0.3 * x[t-2], observed with Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n_steps + 100)
+    x[0], x[1] = rng.uniform(-0.5, 0.5, size=2)
+    for t in range(2, len(x)):
+        x[t] = 1 - 1.4 * x[t - 1] ** 2 + 0.3 * x[t - 2]
+    observed = x[100:] + noise * rng.standard_normal(n_steps)  # the first 100 steps let the system settle
+    return torch.tensor(observed, dtype=torch.float32)
+
+
+# -- references -----------------------------------------------------------------------------------------------------
+def _map_tensors(state, fn):
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return fn(state)
+    return type(state)(_map_tensors(s, fn) for s in state)
+
+
+def reference_detach_state(state):
+    return _map_tensors(state, torch.Tensor.detach)
+
+
+def reference_clip_grad_norm(parameters, max_norm):
+    return torch.nn.utils.clip_grad_norm_(list(parameters), max_norm)
+
+
+def reference_train_tbptt(model, inputs, targets, chunk_len, optimizer, loss_fn, max_grad_norm=None,
+                          carry_state=True):
+    losses, state = [], None
+    for start in range(0, inputs.shape[1], chunk_len):
+        if not carry_state:
+            state = None
+        prediction, state = model(inputs[:, start:start + chunk_len], state)
+        state = reference_detach_state(state)
+        loss = loss_fn(prediction, targets[:, start:start + chunk_len])
+        optimizer.zero_grad()
+        loss.backward()
+        if max_grad_norm is not None:
+            reference_clip_grad_norm(model.parameters(), max_grad_norm)
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+_REFERENCES = {"detach_state": reference_detach_state, "clip_grad_norm": reference_clip_grad_norm}
+
+
+def _tensors(state) -> list:
+    """The tensors of a (possibly nested) state, in order."""
+    if state is None:
+        return []
+    if isinstance(state, torch.Tensor):
+        return [state]
+    return [t for s in state for t in _tensors(s)]
+
+
+# -- detach_state -----------------------------------------------------------------------------------------------
+def _graph_states(gen, dtype, device):
+    """A leaf weight w and states computed from it (so each has a grad_fn), in every shape the check uses."""
+    w = randn(gen, 3, 4).to(dtype=dtype, device=device).requires_grad_()
+    x = randn(gen, 2, 3).to(dtype=dtype, device=device)
+
+    def state(scale):
+        return torch.tanh(scale * x @ w).unsqueeze(0)  # (1, B, H), like an nn.GRU's h_n
+    return w, state
+
+
+DETACH_CASES = [  # (label, builder of the state from the `state` factory above)
+    ("a tensor (an nn.GRU's h)", lambda s: s(1.0)),
+    ("an LSTM's (h, c) tuple", lambda s: (s(1.0), s(2.0))),
+    ("a list holding an (h, c) tuple and a tensor", lambda s: [(s(1.0), s(0.5)), s(3.0)]),
+    ("a tensor that does not require grad", lambda s: s(1.0).detach()),
+]
+
+
+def _same_structure(got, want) -> bool:
+    if want is None or isinstance(want, torch.Tensor):
+        return (got is None) if want is None else isinstance(got, torch.Tensor)
+    return (type(got) is type(want) and len(got) == len(want)
+            and all(_same_structure(g, w) for g, w in zip(got, want)))
+
+
+def check_detach_state(namespace: dict) -> None:
+    check = Checker("detach_state", namespace)
+    detach_state = check.student_function()
+    with check.case("None") as label:
+        if check.call(detach_state, None, label=label) is not None:
+            check.fail("detach_state(None) should return None: a model called with state=None starts from zeros.",
+                       label)
+    cases = [(label, make, torch.float64, "cpu") for label, make in DETACH_CASES]
+    cases.append((DETACH_CASES[1][0] + " in float32", DETACH_CASES[1][1], torch.float32, "cpu"))
+    cases += [(DETACH_CASES[1][0] + f" on {d}", DETACH_CASES[1][1], torch.float64, d) for d in DEVICES[1:]]
+    for seed, (label, make, dtype, device) in enumerate(cases):
+        with check.case(label):
+            _, factory = _graph_states(seeded(3000 + seed), dtype, device)
+            state = make(factory)
+            originals = _tensors(state)
+            values = [t.detach().clone() for t in originals]
+            had_graph = [t.grad_fn is not None for t in originals]
+            got = check.call(detach_state, state, label=label)
+            if not _same_structure(got, state):
+                kind = type(state).__name__
+                check.fail(f"detach_state should return the same structure it was given (here a {kind}"
+                           f"{' nesting tuples' if isinstance(state, list) else ''}), with every tensor replaced by "
+                           f"its detached copy: a tuple stays a tuple, a list a list, nested containers are handled "
+                           f"recursively.", label)
+                raise StudentCallFailed()
+            for t, value in zip(_tensors(got), values):
+                if not (t.shape == value.shape and t.dtype == value.dtype and t.device == value.device
+                        and torch.equal(t.detach(), value)):
+                    zeros = t.shape == value.shape and not t.detach().any()
+                    check.fail("The detached state has different values"
+                               + (" (all zeros)" if zeros else "") + ": detaching keeps the values and cuts only the "
+                               "graph; a state reset to zero loses what the model remembered.", label)
+                elif t.grad_fn is not None or t.requires_grad:
+                    check.fail("A tensor in the result still belongs to the graph (it has a grad_fn or requires "
+                               "grad): every tensor of the state must be detached, e.g. both h and c of an LSTM; "
+                               ".clone() alone keeps the graph.", label)
+            if any(had and t.grad_fn is None for had, t in zip(had_graph, originals)):
+                check.fail("detach_state detached the caller's tensors in place (.detach_()): the original state "
+                           "must keep its graph; return new detached tensors with .detach().", label)
+            elif any(had_graph):
+                loss = sum(t.sum() for t, had in zip(originals, had_graph) if had)
+                try:
+                    loss.backward()
+                except RuntimeError:
+                    check.fail("After detach_state the original state no longer backpropagates: leave the caller's "
+                               "tensors and their graph as they were.", label)
+    check.finish()
+
+
+# -- clip_grad_norm -------------------------------------------------------------------------------------------
+CLIP_CASES = [  # (label, parameter shapes (None: a parameter without .grad), max_norm as a multiple of the norm)
+    ("three parameters, total norm above max_norm", [(3, 4), (5,), (2, 2, 2)], 0.3),
+    ("three parameters, total norm below max_norm (nothing to clip)", [(3, 4), (5,), (2, 2, 2)], 2.0),
+    ("a parameter without .grad among them, above max_norm", [(4, 2), None, (3,)], 0.5),
+    ("a single parameter, far above max_norm", [(6, 6)], 0.01),
+    ("parameters given as a generator, as model.parameters() is", [(2, 5), (5,), (5, 1)], 0.2),
+]
+
+
+def _params_with_grads(gen, shapes, dtype, device) -> list[torch.Tensor]:
+    params = []
+    for shape in shapes:
+        p = randn(gen, *(shape or (3,))).to(dtype=dtype, device=device).requires_grad_()
+        if shape is not None:
+            p.grad = randn(gen, *shape, scale=2.0).to(dtype=dtype, device=device)
+        params.append(p)
+    return params
+
+
+def _total_norm(grads) -> float:
+    return math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
+
+
+def check_clip_grad_norm(namespace: dict) -> None:
+    check = Checker("clip_grad_norm", namespace)
+    clip = check.student_function()
+    cases = [(label, shapes, ratio, torch.float64, "cpu") for label, shapes, ratio in CLIP_CASES]
+    cases.append((CLIP_CASES[0][0] + ", float32", CLIP_CASES[0][1], CLIP_CASES[0][2], torch.float32, "cpu"))
+    cases += [(CLIP_CASES[0][0] + f", on {d}", CLIP_CASES[0][1], CLIP_CASES[0][2], torch.float64, d)
+              for d in DEVICES[1:]]
+    for seed, (label, shapes, ratio, dtype, device) in enumerate(cases):
+        with check.case(label):
+            gen = seeded(3100 + seed)
+            params = _params_with_grads(gen, shapes, dtype, device)
+            grads = [p.grad.clone() if p.grad is not None else None for p in params]
+            norm = _total_norm([g for g in grads if g is not None])
+            max_norm = ratio * norm
+            expected = [p.detach().clone().requires_grad_() for p in params]
+            for e, g in zip(expected, grads):
+                e.grad = None if g is None else g.clone()
+            want_total = float(torch.nn.utils.clip_grad_norm_(expected, max_norm))
+            given = (p for p in params) if "generator" in label else params
+            total = check.call(clip, given, max_norm, label=label)
+            if isinstance(total, torch.Tensor) and total.numel() == 1:
+                total = total.item()
+            if not isinstance(total, (int, float)):
+                check.fail(f"clip_grad_norm should return the total norm (a number or a 0-dim tensor), not a "
+                           f"{type(total).__name__}.", label)
+            elif not math.isclose(total, want_total, rel_tol=1e-6):
+                hint = ""
+                if math.isclose(total, min(max_norm, want_total), rel_tol=1e-4):
+                    hint = " It looks like the norm *after* clipping is returned; return the norm before clipping."
+                elif math.isclose(total, want_total ** 2, rel_tol=1e-5):
+                    hint = " It looks like the square root is missing."
+                elif math.isclose(total, sum(float(g.double().norm()) for g in grads if g is not None), rel_tol=1e-5):
+                    hint = (" It looks like the parameters' norms are added; the global norm is the square root of "
+                            "the sum of all squared gradient entries.")
+                check.fail("The returned total norm is wrong: it is the L2 norm of all gradients together, as if "
+                           "they were one long vector, measured before clipping." + hint, label)
+            for p, g, e in zip(params, grads, expected):
+                if g is None:
+                    if p.grad is not None:
+                        check.fail("A parameter whose .grad is None got a gradient: skip such parameters.", label)
+                    continue
+                got = p.grad
+                if not (isinstance(got, torch.Tensor) and got.shape == g.shape):
+                    check.fail("A parameter's .grad lost its shape or was removed: scale the gradients, keep them.",
+                               label)
+                    break
+                # torch adds 1e-6 to the norm before dividing; an exact division is as right.
+                if not torch.allclose(got.detach().double().cpu(), e.grad.double().cpu(), rtol=1e-5, atol=1e-9):
+                    check.fail(_clip_mistake(got, g, max_norm, ratio), label)
+                    break
+    check.finish()
+
+
+def _clip_mistake(got, grad, max_norm, ratio) -> str:
+    """Words for what went wrong with the clipped gradients of one parameter."""
+    g, original = got.detach().double().cpu(), grad.double().cpu()
+    if torch.allclose(g, original, rtol=1e-6, atol=0):
+        if ratio < 1:
+            return ("The gradients were not scaled although the total norm is above max_norm: scale every .grad in "
+                    "place (g.mul_(coef)). If parameters is a generator (model.parameters()), it can be read only "
+                    "once: turn it into a list first.")
+    if ratio >= 1:
+        return "The gradients changed although the total norm is below max_norm: then they must stay as they are."
+    if torch.allclose(g, original.clamp(-max_norm, max_norm), rtol=1e-6, atol=1e-12):
+        return ("The gradients were clipped entry by entry (clip_grad_value_): clip_grad_norm scales all of them by "
+                "one factor, max_norm / total_norm.")
+    own_norm = float(original.norm())
+    if own_norm > 0 and torch.allclose(g, original * min(1.0, max_norm / own_norm), rtol=1e-5, atol=1e-12):
+        return ("Each parameter was clipped by its own norm: clip_grad_norm uses one global norm over all "
+                "parameters together and scales every gradient by the same factor.")
+    return ("The clipped gradients are wrong: when the total norm is above max_norm, multiply every gradient by "
+            "max_norm / total_norm.")
+
+
+# -- SequencePredictor --------------------------------------------------------------------------------------------
+LAYER_OF = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CELL_OF = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
+PREDICTOR_CASES = [  # (label, cell or None for the default, input_size, hidden_size, output_size, num_layers, B, T)
+    ("cell='lstm', D=3, H=5, output_size=2", "lstm", 3, 5, 2, 1, 4, 7),
+    ("cell='gru' with num_layers=2", "gru", 2, 4, 3, 2, 3, 6),
+    ("cell='rnn', D=1, H=6", "rnn", 1, 6, 1, 1, 2, 9),
+    ("cell='lstm' with num_layers=2 and a batch of one", "lstm", 2, 3, 1, 2, 1, 5),
+    ("the default cell", None, 4, 3, 2, 1, 3, 4),
+]
+
+
+def expected_parameter_count(cell: str, D: int, H: int, out: int, L: int) -> int:
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    recurrent = sum(gates * H * ((D if layer == 0 else H) + H + 2) for layer in range(L))
+    return recurrent + H * out + out
+
+
+def _recurrent_units(model: nn.Module):
+    """The model's PyTorch recurrent layers and cells, in registration order (the order they are applied)."""
+    units = [m for m in model.modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))]
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return units, heads
+
+
+def _reference_outputs(units, head, x, cell):
+    """y for batch-first x, computed by the model's own PyTorch modules, applied in order, from a zero state."""
+    with torch.no_grad():
+        out = x
+        for unit in units:
+            if isinstance(unit, nn.RNNBase):
+                out = unit(out if unit.batch_first else out.transpose(0, 1))[0]
+                out = out if unit.batch_first else out.transpose(0, 1)
+            else:
+                state, steps = None, []
+                for t in range(out.shape[1]):
+                    state = unit(out[:, t], state)
+                    steps.append(state[0] if cell == "lstm" else state)
+                out = torch.stack(steps, 1)
+        return head(out)
+
+
+def _state_problem(state, cell, L, B, H, dtype, device) -> str | None:
+    shape = (L, B, H)
+    if cell == "lstm":
+        if not (isinstance(state, tuple) and len(state) == 2):
+            return (f"For cell='lstm' the state is the pair (h, c), each of shape (num_layers, B, hidden_size); "
+                    f"got a {type(state).__name__}.")
+        parts = state
+    else:
+        if not isinstance(state, torch.Tensor):
+            return (f"For cell='{cell}' the state is one tensor h of shape (num_layers, B, hidden_size); got a "
+                    f"{type(state).__name__}.")
+        parts = (state,)
+    for part in parts:
+        if not isinstance(part, torch.Tensor) or tuple(part.shape) != shape:
+            got = tuple(part.shape) if isinstance(part, torch.Tensor) else type(part).__name__
+            return (f"Each state tensor should have shape (num_layers, B, hidden_size) = {shape}, but one has "
+                    f"{got}.")
+        if part.dtype != dtype or part.device != device:
+            return (f"The state is {part.dtype} on {part.device.type} but the model is {dtype} on {device.type}: "
+                    f"create it with the model's dtype and device (e.g. from next(self.parameters())).")
+    return None
+
+
+def check_sequence_predictor(namespace: dict) -> None:
+    check = Checker("SequencePredictor", namespace)
+    predictor_class = check.student_object()
+    if not (isinstance(predictor_class, type) and issubclass(predictor_class, nn.Module)):
+        raise HiddenTestFailure("SequencePredictor should be a class derived from nn.Module.")
+    cases = [dict(zip(("label", "cell", "D", "H", "O", "L", "B", "T"), row), dtype=torch.float64, device="cpu")
+             for row in PREDICTOR_CASES]
+    cases.append(dict(cases[0], label=cases[0]["label"] + ", float32", dtype=torch.float32))
+    cases += [dict(cases[1], label=cases[1]["label"] + f", on {d}", device=d) for d in DEVICES[1:]]
+    for seed, case in enumerate(cases):
+        with check.case(case["label"]) as label:
+            _check_predictor_case(check, predictor_class, case, seed, label)
+    check.finish()
+
+
+def _check_predictor_case(check: Checker, predictor_class, case: dict, seed: int, label: str) -> None:
+    cell, D, H, out, L, B, T = (case[k] for k in ("cell", "D", "H", "O", "L", "B", "T"))
+    kind = cell or "lstm"
+    kwargs = {"num_layers": L} if cell is None else {"num_layers": L, "cell": cell}
+    torch.manual_seed(3200 + seed)  # inside the case's fork_rng: the student's random stream is left alone
+
+    def build():
+        return predictor_class(D, H, out, **kwargs)
+    build.__name__ = "SequencePredictor"
+    model = check.call(build, label=label)
+    if not isinstance(model, nn.Module):
+        check.fail("SequencePredictor(...) did not create an nn.Module.", label)
+        raise StudentCallFailed()
+    model = model.to(dtype=case["dtype"], device=case["device"])
+    dtype, device = case["dtype"], torch.device(case["device"])
+    count = sum(p.numel() for p in model.parameters())
+    want_count = expected_parameter_count(kind, D, H, out, L)
+    if count != want_count:
+        check.fail(f"The model has {count} parameters but a {kind.upper()} with these sizes and num_layers, plus "
+                   f"an nn.Linear head, has {want_count}: build the recurrent layer that `cell` names, with "
+                   f"num_layers layers, one direction, and biases (PyTorch's defaults).", label)
+    x = randn(seeded(3300 + seed), B, T, D).to(dtype=dtype, device=device)
+    with torch.no_grad():
+        result = check.call(model, x, label=label, hint_on_error="forward(x) must work without a state.")
+        y, state = check.pair(result, "(y, state)", label)
+        if not isinstance(y, torch.Tensor) or tuple(y.shape) != (B, T, out):
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            check.fail(f"y should have shape (B, T, output_size) = {(B, T, out)}, but it has {got}: the head "
+                       f"predicts at every time step, and x is batch-first.", label)
+            raise StudentCallFailed()
+        batch_first_ok = _check_batch_independence(check, model, x, y, label)
+        _check_layers(check, model, x, y, kind, label, compare_values=batch_first_ok)
+        problem = _state_problem(state, kind, L, B, H, dtype, device)
+        if problem:  # every check below passes states around
+            check.fail("The state returned by forward: " + problem, label)
+            raise StudentCallFailed()
+        zero = check.call(model.init_state, B, label=label)
+        problem = _state_problem(zero, kind, L, B, H, dtype, device)
+        if problem:
+            check.fail("init_state(batch_size): " + problem, label)
+        elif any(t.any() for t in _tensors(zero)):
+            check.fail("init_state(batch_size) should return zeros.", label)
+        else:
+            y_zero, _ = check.pair(check.call(model, x, zero, label=label), "(y, state)", label)
+            if not close(y_zero, y):
+                check.fail("forward(x, model.init_state(B)) differs from forward(x): with no state given, forward "
+                           "starts from the zero state.", label)
+        _check_predictor_behaviour(check, model, x, y, label)
+
+
+def _check_layers(check: Checker, model, x, y, kind: str, label: str, compare_values: bool) -> None:
+    """The recurrent modules are the kind `cell` names, and y is the head applied to what they compute (compared
+    only when the batch layout is right: a time-major layer fed batch-first data is reported as that)."""
+    units, heads = _recurrent_units(model)
+    expected_unit = (LAYER_OF[kind], CELL_OF[kind])
+    if kind == "rnn" and any(isinstance(u, (nn.RNN, nn.RNNCell)) and u.nonlinearity != "tanh" for u in units):
+        check.fail("cell='rnn' is the slides' tanh RNN: keep nn.RNN's default nonlinearity.", label)
+    elif units and heads and all(isinstance(u, expected_unit) for u in units) and len(heads) == 1:
+        want = _reference_outputs(units, heads[0], x, kind)
+        if compare_values and want.shape == y.shape and not close(y, want):
+            check.fail("y should be the head applied to the recurrent layer's outputs, nothing more: "
+                       "y = head(outputs), no activation on top (a regression target can be any real number).",
+                       label, (y - want).abs().max().item())
+    elif units and not all(isinstance(u, expected_unit) for u in units):
+        check.fail(f"cell='{kind}' should build an nn.{LAYER_OF[kind].__name__} (or nn.{CELL_OF[kind].__name__} "
+                   f"cells); this model uses {', '.join(sorted({type(u).__name__ for u in units}))}.", label)
+    elif not units:
+        check.fail("Build the model from PyTorch's nn.RNN / nn.GRU / nn.LSTM (or their cells) and an nn.Linear "
+                   "head.", label)
+
+
+def _check_batch_independence(check: Checker, model, x, y, label: str) -> bool:
+    """Each sequence of a batch is processed on its own: changing the first one must not change the others."""
+    if x.shape[0] < 2:
+        return True
+    changed_first = x.clone()
+    changed_first[0] += 1.0
+    y_other, _ = check.pair(check.call(model, changed_first, label=label), "(y, state)", label)
+    if isinstance(y_other, torch.Tensor) and y_other.shape == y.shape and not close(y_other[1:], y[1:]):
+        check.fail("The outputs for some sequences change when *another* sequence of the batch changes: x is "
+                   "batch-first (B, T, input_size), so create the layer with batch_first=True (or transpose to "
+                   "time-major and back).", label)
+        return False
+    return True
+
+
+def _check_predictor_behaviour(check: Checker, model, x, y, label: str) -> None:
+    """What every correct predictor does, however it is built: continue from a state, look only at the past."""
+    B, T, _ = x.shape
+    k = T // 2
+    y1, s1 = check.pair(check.call(model, x[:, :k], label=label), "(y, state)", label)
+    y2, _ = check.pair(check.call(model, x[:, k:], s1, label=label), "(y, state)", label)
+    if isinstance(y1, torch.Tensor) and isinstance(y2, torch.Tensor) and y1.shape[:2] == (B, k):
+        if not close(torch.cat([y1, y2], 1), y):
+            check.fail("Running the first half of a sequence and then the second half from the returned state "
+                       "should give the same outputs as one pass over the whole sequence: forward must start from "
+                       "the state it is given and return the state after the last step.", label)
+    changed_future = x.clone()
+    changed_future[:, k:] += 1.0
+    y_future, _ = check.pair(check.call(model, changed_future, label=label), "(y, state)", label)
+    if isinstance(y_future, torch.Tensor) and y_future.shape == y.shape and not close(y_future[:, :k], y[:, :k]):
+        check.fail("Outputs at time t depend on inputs after t: the predictor must be causal (one direction, time "
+                   "along dimension 1 of the batch-first input).", label)
+
+
+# -- train_tbptt -------------------------------------------------------------------------------------------------
+class _ProbeModel(nn.Module):
+    """A small nn.GRU/nn.LSTM predictor that records what every forward call is given."""
+
+    def __init__(self, cell: str, D: int, H: int, out: int):
+        super().__init__()
+        self.cell, self.hidden_size = cell, H
+        self.rnn = LAYER_OF[cell](D, H, batch_first=True)
+        self.head = nn.Linear(H, out)
+        self.calls: list[dict] = []
+
+    def forward(self, x, state=None):
+        tensors = _tensors(state)
+        self.calls.append(dict(
+            x=x.detach().clone(),
+            state=None if state is None else [t.detach().clone() for t in tensors],
+            state_has_graph=any(t.grad_fn is not None or t.requires_grad for t in tensors),
+        ))
+        out, state = self.rnn(x, state)
+        y = self.head(out)
+        self.calls[-1].update(state_out=[t.detach().clone() for t in _tensors(state)], y=y.detach().clone())
+        return y, state
+
+    def init_state(self, batch_size):
+        w = self.head.weight
+        h = torch.zeros(1, batch_size, self.hidden_size, dtype=w.dtype, device=w.device)
+        return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
+
+
+class _RecordingSGD(torch.optim.SGD):
+    """torch.optim.SGD that records the gradients it is asked to apply."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, lr=lr)
+        self.steps: list[list] = []
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.steps.append([None if p.grad is None else p.grad.detach().clone()
+                           for group in self.param_groups for p in group["params"]])
+        return super().step(closure)
+
+
+TBPTT_CASES = [  # (label, cell, T, chunk_len, max_grad_norm, carry_state)
+    ("a GRU, T=23 in chunks of 5 (the last one shorter), state carried", "gru", 23, 5, None, True),
+    ("an LSTM, T=30 in 10 chunks of 3, state carried, clipped at 0.05", "lstm", 30, 3, 0.05, True),
+    ("an LSTM, T=18 in chunks of 6, carry_state=False", "lstm", 18, 6, None, False),
+    ("a GRU, T=16 in chunks of 4, carry_state=False, clipped at 0.05", "gru", 16, 4, 0.05, False),
+    ("a GRU, T=7 with chunk_len=10 (one chunk)", "gru", 7, 10, None, True),
+]
+
+
+def _tbptt_run(train, case: dict, seed: int):
+    """Train a fresh probe with `train`; returns (probe, optimizer, result, targets)."""
+    gen = seeded(3400 + seed)
+    dtype, device = case["dtype"], case["device"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3500 + seed)
+        probe = _ProbeModel(case["cell"], 2, 3, 2).to(dtype=dtype, device=device)
+    inputs = randn(gen, 3, case["T"], 2).to(dtype=dtype, device=device)
+    targets = randn(gen, 3, case["T"], 2).to(dtype=dtype, device=device)
+    optimizer = _RecordingSGD(probe.parameters(), lr=0.5)
+    result = train(probe, inputs, targets, case["chunk_len"], optimizer, nn.MSELoss(), case["max_grad_norm"],
+                   case["carry_state"])
+    return probe, optimizer, result, targets
+
+
+def check_train_tbptt(namespace: dict) -> None:
+    check = Checker("train_tbptt", namespace)
+    train = check.student_function()
+    cases = [dict(zip(("label", "cell", "T", "chunk_len", "max_grad_norm", "carry_state"), row),
+                  dtype=torch.float64, device="cpu") for row in TBPTT_CASES]
+    cases.append(dict(cases[1], label=cases[1]["label"] + ", float32", dtype=torch.float32))
+    cases += [dict(cases[1], label=cases[1]["label"] + f", on {d}", device=d) for d in DEVICES[1:]]
+    for seed, case in enumerate(cases):
+        with check.case(case["label"]) as label, substituted(train, **_REFERENCES):
+            want_probe, want_opt, _, _ = _tbptt_run(reference_train_tbptt, case, seed)
+
+            def run_student():
+                return _tbptt_run(train, case, seed)
+            run_student.__name__ = "train_tbptt"
+            probe, optimizer, losses, targets = check.call(run_student, label=label, hint_on_error=(
+                "If it says 'backward through the graph a second time' or 'modified by an inplace operation', the "
+                "state carried into the next chunk still holds the previous chunk's graph: detach it."))
+            _compare_tbptt(check, case, label, probe, optimizer, losses, targets, want_probe, want_opt)
+    check.finish()
+
+
+def _compare_tbptt(check, case, label, probe, optimizer, losses, targets, want_probe, want_opt) -> None:
+    """What the student's loop made the probe see, against the reference loop. States and losses are compared with
+    the student's own run (so one wrong update does not make every later chunk look wrong); gradients with the
+    reference run, step by step, up to the first step that differs."""
+    chunks = len(want_probe.calls)
+    calls = probe.calls
+    if len(calls) != chunks or any(c["x"].shape != w["x"].shape or not torch.equal(c["x"], w["x"])
+                                   for c, w in zip(calls, want_probe.calls)):
+        check.fail(f"The model should be called once per chunk, on consecutive chunks inputs[:, k*chunk_len:"
+                   f"(k+1)*chunk_len] along the time axis (the last one may be shorter); here that is {chunks} "
+                   f"call{'s' if chunks > 1 else ''}.", label)
+        raise StudentCallFailed()
+    state_problem = _state_entering_problem(case, calls)
+    if state_problem:
+        check.fail(state_problem, label)
+    if len(optimizer.steps) != chunks:
+        check.fail(f"There should be one optimizer.step() per chunk ({chunks} here), but there were "
+                   f"{len(optimizer.steps)}.", label)
+    elif not state_problem:  # with a wrong state the gradients differ anyway: report the cause only
+        _compare_steps(check, case, label, optimizer.steps, want_opt.steps)
+    if not (isinstance(losses, (list, tuple)) and len(losses) == chunks):
+        n = len(losses) if isinstance(losses, (list, tuple)) else type(losses).__name__
+        check.fail(f"train_tbptt should return a list with one loss per chunk ({chunks} here), got {n}.", label)
+    elif not all(isinstance(v, (float, int, np.floating)) for v in losses):
+        check.fail("Return the losses as plain floats (loss.item()): a list of tensors keeps every chunk's graph "
+                   "alive.", label)
+    else:
+        n = case["chunk_len"]
+        chunk_losses = [nn.functional.mse_loss(call["y"], targets[:, k * n:(k + 1) * n]).item()
+                        for k, call in enumerate(calls)]
+        if not all(math.isclose(v, w, rel_tol=1e-5, abs_tol=1e-7) for v, w in zip(losses, chunk_losses)):
+            check.fail("The returned losses are not the chunks' losses: return loss.item() of every chunk, in order, "
+                       "computed as loss_fn(predictions, targets of that chunk).", label)
+
+
+def _state_entering_problem(case, calls) -> str | None:
+    """What is wrong with the state the model was given at the start of each chunk, if anything."""
+    for k, call in enumerate(calls):
+        entering = call["state"]
+        is_zero = entering is None or not any(t.any() for t in entering)
+        if k == 0 or not case["carry_state"]:
+            if not is_zero:
+                return ("With carry_state=False (and for the first chunk always) a chunk must start from the zero "
+                        "state: pass state=None or model.init_state(B).")
+        elif call["state_has_graph"]:
+            return ("The state entering a chunk still belongs to the previous chunk's graph: detach it "
+                    "(detach_state) after each chunk, so backpropagation stops at the chunk boundary.")
+        elif is_zero:
+            return ("With carry_state=True the state entering a chunk is zero: it must be the previous chunk's final "
+                    "state, detached (values kept, graph cut), not a fresh zero state.")
+        else:
+            previous = calls[k - 1]["state_out"]
+            if len(entering) != len(previous) or not all(close(t, w) for t, w in zip(entering, previous)):
+                return ("With carry_state=True each chunk must start from the previous chunk's final state (the "
+                        "state the model returned for it).")
+    return None
+
+
+def _compare_steps(check, case, label, got_steps, want_steps) -> None:
+    limit = case["max_grad_norm"]
+    for got, want in zip(got_steps, want_steps):
+        present = [g for g in got if g is not None]
+        norm = _total_norm(present) if present else 0.0
+        if limit is not None and norm > limit * (1 + 1e-4):
+            check.fail("At optimizer.step() the gradients' global norm is above max_grad_norm: call "
+                       "clip_grad_norm(model.parameters(), max_grad_norm) after loss.backward() and before "
+                       "optimizer.step().", label)
+            return
+        if any((g is None) != (w is None) or (g is not None and not close(g, w)) for g, w in zip(got, want)):
+            if limit is None and norm < _total_norm([w for w in want if w is not None]) * (1 - 1e-6):
+                check.fail("The gradients were clipped although max_grad_norm is None: clip only when it is given.",
+                           label)
+            else:
+                check.fail("The gradients at optimizer.step() are not those of the chunk's loss: call "
+                           "optimizer.zero_grad() before loss.backward() in every chunk (gradients must not "
+                           "accumulate across chunks), and clip only the current chunk's gradients.", label)
+            return
+
+
+# -- the trained predictor ------------------------------------------------------------------------------------
+QUALITY_SEEDS = (7101, 7102)  # never used in the notebook
+QUALITY_STEPS = 1000
+MAX_L1_RATIO = 0.25  # the predictor's one-step L1 must be at most this fraction of the persistence baseline's
+
+
+def one_step_l1(model, series, warmup=20):
+    """Mean |prediction - next value| of the model run over the whole series from the zero state, after warmup."""
+    parameter = next(model.parameters())
+    x = series[:-1].view(1, -1, 1).to(dtype=parameter.dtype, device=parameter.device)
+    with torch.no_grad():
+        y, _ = model(x)
+    prediction = y.reshape(-1).double().cpu()
+    return (prediction[warmup:] - series[1 + warmup:].double()).abs().mean().item()
+
+
+def persistence_l1(series, warmup=20):
+    return (series[warmup:-1].double() - series[1 + warmup:].double()).abs().mean().item()
+
+
+def _causal(model: nn.Module, series: torch.Tensor) -> bool:
+    """Predictions for the first half of the series do not change when the second half does."""
+    parameter = next(model.parameters())
+    half = len(series) // 2
+    changed = series.clone()
+    changed[half:] = changed[half:].flip(0)
+    with torch.no_grad():
+        y, _ = model(series.view(1, -1, 1).to(dtype=parameter.dtype, device=parameter.device))
+        y_changed, _ = model(changed.view(1, -1, 1).to(dtype=parameter.dtype, device=parameter.device))
+    return close(y_changed[:, :half], y[:, :half])
+
+
+def check_predictor(namespace: dict) -> None:
+    check = Checker("predictor", namespace)
+    model = check.student_object()
+    if not isinstance(model, nn.Module) or not list(model.parameters()):
+        raise HiddenTestFailure("predictor should be your trained SequencePredictor (an nn.Module with parameters); "
+                                f"it is a {type(model).__name__}.")
+    was_training = model.training
+    model.eval()
+    try:
+        for k, seed in enumerate(QUALITY_SEEDS):
+            label = f"held-out series {k + 1}"
+            with check.case(label):
+                series = make_series(QUALITY_STEPS, seed)
+
+                def evaluate():
+                    return one_step_l1(model, series), _causal(model, series)
+                evaluate.__name__ = "predictor"
+                l1, causal = check.call(evaluate, label=label, hint_on_error=(
+                    "predictor(x) is called with x of shape (1, T, 1) and must return (y, state)."))
+                if not causal:
+                    check.fail("predictor's prediction at time t changes when later values of the series change: a "
+                               "predictor may look only at the past (one direction, no bidirectional layers).",
+                               label)
+                    continue
+                ratio = l1 / persistence_l1(series)
+                if not (math.isfinite(ratio) and ratio <= MAX_L1_RATIO):
+                    shown = f"{ratio:.2f}" if math.isfinite(ratio) else "not finite"
+                    check.fail(f"On held-out series from the same system, predictor's one-step-ahead L1 error is "
+                               f"{shown} times that of the persistence baseline (predict the last value); it must "
+                               f"be at most {MAX_L1_RATIO:g} times. Check that predictor was trained on the "
+                               f"training windows to predict the next value (y[:, t] ≈ x[:, t + 1]), for enough "
+                               f"epochs, and that its loss went down.", label)
+    finally:
+        model.train(was_training)
+    check.finish()

@@ -1,0 +1,426 @@
+"""Mutation catalog for notebook 03 (PyTorch walkthrough): wrong implementations and valid alternatives of each
+graded cell — the model, detaching, clipping, the truncated-BPTT loop and the trained predictor."""
+
+from dataclasses import replace
+
+from .entry import VALID, WRONG, Entry
+from .entry import fn as _fn
+
+NOTEBOOK = "03_pytorch_walkthrough"
+
+DETACH = "detach_state(state)"
+CLIP = "clip_grad_norm(parameters, max_norm)"
+TBPTT = "train_tbptt(model, inputs, targets, chunk_len, optimizer, loss_fn, max_grad_norm=None, carry_state=True)"
+
+# -- SequencePredictor: one template, one piece replaced per entry ------------------------------------------------
+_LAYER = ('{"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell](input_size, hidden_size, num_layers=num_layers, '
+          'batch_first=True)')
+_FORWARD = """
+outputs, state = self.rnn(x, state)
+return self.head(outputs), state"""
+_INIT = """
+w = self.head.weight
+h = torch.zeros(self.num_layers, batch_size, self.hidden_size, dtype=w.dtype, device=w.device)
+return (h, torch.zeros_like(h)) if self.cell == "lstm" else h"""
+
+
+def _indent(body: str, spaces: int = 8) -> str:
+    return "\n".join(" " * spaces + line for line in body.strip("\n").splitlines())
+
+
+def _predictor(layer: str = _LAYER, forward: str = _FORWARD, init: str = _INIT, head_in: str = "hidden_size") -> str:
+    return f"""class SequencePredictor(nn.Module):
+    def __init__(self, input_size, hidden_size, output_size, num_layers=1, cell="lstm"):
+        super().__init__()
+        self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
+        self.rnn = {layer}
+        self.head = nn.Linear({head_in}, output_size)
+
+    def forward(self, x, state=None):
+{_indent(forward)}
+
+    def init_state(self, batch_size):
+{_indent(init)}
+"""
+
+
+_PREDICTOR_WITH_CELLS = '''class SequencePredictor(nn.Module):
+    def __init__(self, input_size, hidden_size, output_size, num_layers=1, cell="lstm"):
+        super().__init__()
+        cell_class = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}[cell]
+        self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
+        self.cells = nn.ModuleList(cell_class(input_size if layer == 0 else hidden_size, hidden_size)
+                                   for layer in range(num_layers))
+        self.head = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x, state=None):
+        if state is None:
+            state = self.init_state(x.shape[0])
+        lstm = self.cell == "lstm"
+        hs = list(state[0]) if lstm else list(state)
+        cs = list(state[1]) if lstm else None
+        outputs = []
+        for t in range(x.shape[1]):
+            inp = x[:, t]
+            for layer, cell in enumerate(self.cells):
+                if lstm:
+                    hs[layer], cs[layer] = cell(inp, (hs[layer], cs[layer]))
+                else:
+                    hs[layer] = cell(inp, hs[layer])
+                inp = hs[layer]
+            outputs.append(inp)
+        h = torch.stack(hs)
+        return self.head(torch.stack(outputs, dim=1)), ((h, torch.stack(cs)) if lstm else h)
+
+    def init_state(self, batch_size):
+        w = self.head.weight
+        h = torch.zeros(self.num_layers, batch_size, self.hidden_size, dtype=w.dtype, device=w.device)
+        return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
+'''
+
+# -- train_tbptt: the reference body, one line changed per entry --------------------------------------------------
+_TBPTT_LINES = """
+losses, state = [], None
+for start in range(0, inputs.shape[1], chunk_len):
+    if not carry_state:
+        state = None
+    predictions, state = model(inputs[:, start:start + chunk_len], state)
+    state = detach_state(state)
+    loss = loss_fn(predictions, targets[:, start:start + chunk_len])
+    optimizer.zero_grad()
+    loss.backward()
+    if max_grad_norm is not None:
+        clip_grad_norm(model.parameters(), max_grad_norm)
+    optimizer.step()
+    losses.append(loss.item())
+return losses"""
+
+
+def _tbptt(**changes: str) -> str:
+    """train_tbptt with some lines of the reference body replaced ({old line: new lines})."""
+    body = _TBPTT_LINES
+    for old, new in changes.items():
+        assert old in body, old
+        body = body.replace(old, new)
+    return _fn(TBPTT, body)
+
+
+_DETACH = "    state = detach_state(state)"
+_CLIP = "        clip_grad_norm(model.parameters(), max_grad_norm)"
+
+# -- the predictor cell ------------------------------------------------------------------------------------------
+_TRAIN = """torch.manual_seed(0)
+predictor = SequencePredictor(1, {hidden}, 1, num_layers={layers}, cell="{cell}").to(device)
+optimizer = torch.optim.Adam(predictor.parameters(), lr={lr})
+history = fit(predictor, {loader}, optimizer, epochs={epochs}, chunk_len=32, max_grad_norm=1.0)
+"""
+
+
+def _train(hidden=32, layers=1, cell="lstm", lr=0.01, epochs=20, loader="train_loader") -> str:
+    return _TRAIN.format(hidden=hidden, layers=layers, cell=cell, lr=lr, epochs=epochs, loader=loader)
+
+
+_ENTRIES = [
+    # ---- SequencePredictor -------------------------------------------------------------------------------------
+    Entry("model_time_major", "sequence_predictor", WRONG,
+          _predictor(layer=_LAYER.replace(", batch_first=True", "")), "batch_first=True"),
+    Entry("model_ignores_cell", "sequence_predictor", WRONG,
+          _predictor(layer="nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True)"),
+          "that `cell` names"),
+    Entry("model_ignores_num_layers", "sequence_predictor", WRONG,
+          _predictor(layer=_LAYER.replace("num_layers=num_layers, ", "")), "num_layers"),
+    Entry("model_ignores_given_state", "sequence_predictor", WRONG,
+          _predictor(forward="outputs, state = self.rnn(x)\nreturn self.head(outputs), state"),
+          "forward must start from the state it is given"),
+    Entry("model_state_without_layer_axis", "sequence_predictor", WRONG,
+          _predictor(init=_INIT.replace("torch.zeros(self.num_layers, batch_size", "torch.zeros(batch_size")),
+          "init_state(batch_size): Each state tensor"),
+    Entry("model_init_state_default_dtype", "sequence_predictor", WRONG,
+          _predictor(init=_INIT.replace(", dtype=w.dtype, device=w.device", "")), "the model's dtype and device"),
+    Entry("model_lstm_state_one_tensor", "sequence_predictor", WRONG,
+          _predictor(init=_INIT.replace('(h, torch.zeros_like(h)) if self.cell == "lstm" else h', "h")),
+          "the state is the pair (h, c)"),
+    Entry("model_head_on_last_step_only", "sequence_predictor", WRONG,
+          _predictor(forward="outputs, state = self.rnn(x, state)\nreturn self.head(outputs[:, -1]), state"),
+          "predicts at every time step", also_costs=("predictor",)),
+    Entry("model_tanh_on_the_output", "sequence_predictor", WRONG,
+          _predictor(forward="outputs, state = self.rnn(x, state)\nreturn torch.tanh(self.head(outputs)), state"),
+          "no activation on top"),
+    Entry("model_relu_rnn", "sequence_predictor", WRONG,
+          _predictor(layer='(nn.RNN(input_size, hidden_size, num_layers=num_layers, nonlinearity="relu", '
+                           'batch_first=True) if cell == "rnn" else ' + _LAYER + ")"), "default nonlinearity"),
+    Entry("model_returns_outputs_as_state", "sequence_predictor", WRONG,
+          _predictor(forward="outputs, _ = self.rnn(x, state)\nreturn self.head(outputs), outputs[:, -1]"),
+          "The state returned by forward", also_costs=("predictor",)),
+    Entry("model_random_initial_state", "sequence_predictor", WRONG,
+          _predictor(init=_INIT.replace("torch.zeros(", "torch.randn(")), "should return zeros"),
+    Entry("model_bidirectional", "sequence_predictor", WRONG,
+          _predictor(layer=_LAYER.replace("batch_first=True", "batch_first=True, bidirectional=True"),
+                     head_in="2 * hidden_size"), "one direction", also_costs=("predictor",)),
+    Entry("model_valid_cells_stepped", "sequence_predictor", VALID, _PREDICTOR_WITH_CELLS),
+    Entry("model_valid_time_major_transposed", "sequence_predictor", VALID,
+          _predictor(layer=_LAYER.replace(", batch_first=True", ""),
+                     forward="outputs, state = self.rnn(x.transpose(0, 1), state)\n"
+                             "return self.head(outputs.transpose(0, 1)), state")),
+    Entry("model_valid_new_zeros_and_getattr", "sequence_predictor", VALID, _predictor(
+        layer="getattr(nn, cell.upper())(input_size, hidden_size, num_layers, batch_first=True)",
+        init="""
+p = next(self.parameters())
+shape = (self.num_layers, batch_size, self.hidden_size)
+return (p.new_zeros(shape), p.new_zeros(shape)) if self.cell == "lstm" else p.new_zeros(shape)""")),
+    Entry("model_valid_zero_state_made_in_forward", "sequence_predictor", VALID, _predictor(forward="""
+if state is None:
+    state = self.init_state(x.shape[0])
+outputs, new_state = self.rnn(x, state)
+return self.head(outputs), new_state""")),
+
+    # ---- detach_state -----------------------------------------------------------------------------------------
+    Entry("detach_zeros_instead", "detach_state", WRONG, _fn(DETACH, """
+if state is None:
+    return None
+if isinstance(state, torch.Tensor):
+    return torch.zeros_like(state)
+return type(state)(detach_state(s) for s in state)"""), "different values (all zeros)"),
+    Entry("detach_only_h", "detach_state", WRONG, _fn(DETACH, """
+if state is None:
+    return None
+if isinstance(state, torch.Tensor):
+    return state.detach()
+if isinstance(state, tuple) and len(state) == 2:
+    return (detach_state(state[0]), state[1])
+return type(state)(detach_state(s) for s in state)"""), "both h and c", also_costs=("train_tbptt", "predictor")),
+    Entry("detach_clone_keeps_graph", "detach_state", WRONG, _fn(DETACH, """
+if state is None:
+    return None
+if isinstance(state, torch.Tensor):
+    return state.clone()
+return type(state)(detach_state(s) for s in state)"""), "still belongs to the graph",
+          also_costs=("train_tbptt", "predictor")),
+    Entry("detach_in_place", "detach_state", WRONG, _fn(DETACH, """
+if state is None:
+    return None
+if isinstance(state, torch.Tensor):
+    return state.detach_()
+return type(state)(detach_state(s) for s in state)"""), "raised RuntimeError"),
+    Entry("detach_always_a_list", "detach_state", WRONG, _fn(DETACH, """
+if state is None:
+    return None
+if isinstance(state, torch.Tensor):
+    return state.detach()
+return [detach_state(s) for s in state]"""), "same structure"),
+    Entry("detach_one_level_only", "detach_state", WRONG, _fn(DETACH, """
+if state is None:
+    return None
+if isinstance(state, torch.Tensor):
+    return state.detach()
+return tuple(s.detach() for s in state)"""), "raised AttributeError"),
+    Entry("detach_crashes_on_none", "detach_state", WRONG, _fn(DETACH, """
+if isinstance(state, torch.Tensor):
+    return state.detach()
+return type(state)(detach_state(s) for s in state)"""), "raised TypeError"),
+    Entry("detach_requires_grad_flag", "detach_state", WRONG, _fn(DETACH, """
+if state is None:
+    return None
+if isinstance(state, torch.Tensor):
+    return state.requires_grad_(False)
+return type(state)(detach_state(s) for s in state)"""), "raised RuntimeError",
+          also_costs=("train_tbptt", "predictor")),
+    Entry("detach_valid_detach_clone", "detach_state", VALID, _fn(DETACH, """
+if isinstance(state, torch.Tensor):
+    return state.detach().clone()
+if isinstance(state, (tuple, list)):
+    return type(state)(detach_state(s) for s in state)
+return state""")),
+    Entry("detach_valid_data", "detach_state", VALID, _fn(DETACH, """
+if state is None:
+    return None
+if isinstance(state, torch.Tensor):
+    return state.data
+return type(state)(map(detach_state, state))""")),
+    Entry("detach_valid_tree_map", "detach_state", VALID, _fn(DETACH, """
+from torch.utils._pytree import tree_map
+return tree_map(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, state)""")),
+    Entry("detach_valid_branches", "detach_state", VALID, _fn(DETACH, """
+if isinstance(state, tuple):
+    return tuple(detach_state(s) for s in state)
+if isinstance(state, list):
+    return [detach_state(s) for s in state]
+return None if state is None else state.detach()""")),
+
+    # ---- clip_grad_norm ---------------------------------------------------------------------------------------
+    Entry("clip_each_parameter", "clip_grad_norm", WRONG, _fn(CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+for p in params:
+    norm = p.grad.norm()
+    if norm > max_norm:
+        p.grad.mul_(max_norm / norm)
+return total"""), "its own norm"),
+    Entry("clip_by_value", "clip_grad_norm", WRONG, _fn(CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+torch.nn.utils.clip_grad_value_(params, max_norm)
+return total"""), "entry by entry"),
+    Entry("clip_always_rescales", "clip_grad_norm", WRONG, _fn(CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+for p in params:
+    p.grad.mul_(max_norm / total)
+return total"""), "below max_norm"),
+    Entry("clip_returns_norm_after", "clip_grad_norm", WRONG, _fn(CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+if total > max_norm:
+    for p in params:
+        p.grad.mul_(max_norm / total)
+return min(total.item(), max_norm)"""), "*after* clipping"),
+    Entry("clip_without_sqrt", "clip_grad_norm", WRONG, _fn(CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = sum((p.grad ** 2).sum() for p in params)
+if total > max_norm:
+    for p in params:
+        p.grad.mul_(max_norm / total)
+return total"""), "square root is missing"),
+    Entry("clip_reads_generator_twice", "clip_grad_norm", WRONG, _fn(CLIP, """
+total = torch.sqrt(sum((p.grad ** 2).sum() for p in parameters if p.grad is not None))
+if total > max_norm:
+    for p in parameters:
+        if p.grad is not None:
+            p.grad.mul_(max_norm / total)
+return total"""), "generator"),
+    Entry("clip_scales_copies", "clip_grad_norm", WRONG, _fn(CLIP, """
+grads = [p.grad.clone() for p in parameters if p.grad is not None]
+total = torch.sqrt(sum((g ** 2).sum() for g in grads))
+if total > max_norm:
+    for g in grads:
+        g.mul_(max_norm / total)
+return total"""), "were not scaled"),
+    Entry("clip_crashes_on_missing_grad", "clip_grad_norm", WRONG, _fn(CLIP, """
+params = list(parameters)
+total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+if total > max_norm:
+    for p in params:
+        p.grad.mul_(max_norm / total)
+return total"""), "raised TypeError"),
+    Entry("clip_adds_norms", "clip_grad_norm", WRONG, _fn(CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = sum(p.grad.norm() for p in params)
+if total > max_norm:
+    for p in params:
+        p.grad.mul_(max_norm / total)
+return total"""), "norms are added"),
+    Entry("clip_valid_torch_builtin", "clip_grad_norm", VALID,
+          _fn(CLIP, "return torch.nn.utils.clip_grad_norm_(parameters, max_norm)")),
+    Entry("clip_valid_vector_norm_with_eps", "clip_grad_norm", VALID, _fn(CLIP, """
+grads = [p.grad for p in parameters if p.grad is not None]
+total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+for g in grads:
+    g.mul_(coef)
+return total""")),
+    Entry("clip_valid_new_grad_tensors", "clip_grad_norm", VALID, _fn(CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in params))
+if total > max_norm:
+    for p in params:
+        p.grad = p.grad * (max_norm / total)
+return total""")),
+
+    # ---- train_tbptt ----------------------------------------------------------------------------------------
+    Entry("tbptt_no_detach", "train_tbptt", WRONG, _tbptt(**{_DETACH: "    pass"}),
+          "backward through the graph a second time", also_costs=("predictor",)),
+    Entry("tbptt_reset_instead_of_detach", "train_tbptt", WRONG, _tbptt(**{_DETACH: "    state = None"}),
+          "the state entering a chunk is zero"),
+    Entry("tbptt_detach_only_h", "train_tbptt", WRONG, _tbptt(**{
+        _DETACH: "    state = (state[0].detach(), state[1]) if isinstance(state, tuple) else state.detach()"}),
+        "raised RuntimeError", also_costs=("predictor",)),
+    Entry("tbptt_retain_graph_instead", "train_tbptt", WRONG, _tbptt(**{
+        _DETACH: "    pass", "    loss.backward()": "    loss.backward(retain_graph=True)"}),
+        "raised RuntimeError", also_costs=("predictor",)),
+    Entry("tbptt_clip_after_step", "train_tbptt", WRONG, _tbptt(**{
+        _CLIP: "        pass", "    optimizer.step()": "    optimizer.step()\n    if max_grad_norm is not None:\n"
+                                                       "        clip_grad_norm(model.parameters(), max_grad_norm)"}),
+        "above max_grad_norm"),
+    Entry("tbptt_clip_by_value", "train_tbptt", WRONG, _tbptt(**{
+        _CLIP: "        torch.nn.utils.clip_grad_value_(model.parameters(), max_grad_norm)"}), "above max_grad_norm"),
+    Entry("tbptt_ignores_max_grad_norm", "train_tbptt", WRONG, _tbptt(**{_CLIP: "        pass"}),
+          "above max_grad_norm"),
+    Entry("tbptt_no_zero_grad", "train_tbptt", WRONG, _tbptt(**{"    optimizer.zero_grad()\n": ""}), "accumulate"),
+    Entry("tbptt_one_step_per_batch", "train_tbptt", WRONG, _fn(TBPTT, """
+losses, state, total = [], None, 0
+for start in range(0, inputs.shape[1], chunk_len):
+    if not carry_state:
+        state = None
+    predictions, state = model(inputs[:, start:start + chunk_len], state)
+    state = detach_state(state)
+    loss = loss_fn(predictions, targets[:, start:start + chunk_len])
+    total = total + loss
+    losses.append(loss.item())
+optimizer.zero_grad()
+total.backward()
+if max_grad_norm is not None:
+    clip_grad_norm(model.parameters(), max_grad_norm)
+optimizer.step()
+return losses"""), "one optimizer.step() per chunk"),
+    Entry("tbptt_always_carries", "train_tbptt", WRONG,
+          _tbptt(**{"    if not carry_state:\n        state = None\n": ""}), "carry_state=False"),
+    Entry("tbptt_returns_tensors", "train_tbptt", WRONG,
+          _tbptt(**{"losses.append(loss.item())": "losses.append(loss)"}), "plain floats"),
+    Entry("tbptt_drops_the_last_chunk", "train_tbptt", WRONG, _tbptt(**{
+        "range(0, inputs.shape[1], chunk_len)": "range(0, inputs.shape[1] - chunk_len + 1, chunk_len)"}),
+        "once per chunk"),
+    Entry("tbptt_valid_init_state_and_split", "train_tbptt", VALID, _fn(TBPTT, """
+losses = []
+state = model.init_state(inputs.shape[0])
+for x, y in zip(inputs.split(chunk_len, dim=1), targets.split(chunk_len, dim=1)):
+    if not carry_state:
+        state = model.init_state(inputs.shape[0])
+    predictions, state = model(x, state)
+    loss = loss_fn(predictions, y)
+    model.zero_grad()
+    loss.backward()
+    if max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    state = detach_state(state)
+    losses.append(float(loss))
+return losses""")),
+    Entry("tbptt_valid_detach_inline_zero_grad_last", "train_tbptt", VALID, _fn(TBPTT, """
+losses, state = [], None
+optimizer.zero_grad()
+for start in range(0, inputs.shape[1], chunk_len):
+    predictions, state = model(inputs[:, start:start + chunk_len], state if carry_state else None)
+    state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    loss = loss_fn(predictions, targets[:, start:start + chunk_len])
+    loss.backward()
+    if max_grad_norm is not None:
+        clip_grad_norm(model.parameters(), max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad()
+    losses.append(loss.item())
+return losses""")),
+
+    # ---- the trained predictor --------------------------------------------------------------------------------
+    Entry("predictor_untrained", "predictor", WRONG,
+          "predictor = SequencePredictor(1, 32, 1).to(device)\nhistory = []", "times that of the persistence"),
+    Entry("predictor_one_epoch", "predictor", WRONG, _train(epochs=1), "times that of the persistence"),
+    Entry("predictor_learns_the_current_value", "predictor", WRONG,
+          _train(loader="[(x, x) for x, _ in train_loader]"), "times that of the persistence"),
+    Entry("predictor_learning_rate_too_small", "predictor", WRONG, _train(lr=1e-5),
+          "times that of the persistence"),
+    Entry("predictor_valid_gru", "predictor", VALID, _train(cell="gru")),
+    Entry("predictor_valid_two_small_layers", "predictor", VALID, _train(hidden=16, layers=2, epochs=30)),
+    Entry("predictor_valid_own_loop_mse", "predictor", VALID, """torch.manual_seed(1)
+predictor = SequencePredictor(1, 24, 1, cell="lstm").to(device)
+optimizer = torch.optim.Adam(predictor.parameters(), lr=0.005)
+history = []
+for epoch in range(25):
+    epoch_losses = []
+    for inputs, targets in train_loader:
+        epoch_losses += train_tbptt(predictor, inputs.to(device), targets.to(device), 16, optimizer, nn.MSELoss(),
+                                    max_grad_norm=0.5)
+    history.append(sum(epoch_losses) / len(epoch_losses))
+"""),
+]
+
+CATALOG = [replace(entry, notebook=NOTEBOOK, id="nb03_" + entry.id) for entry in _ENTRIES]
