@@ -95,18 +95,19 @@ def format_tables(results: list[NotebookResult]) -> str:
     names = sorted({r.notebook for r in results})
     by_key = {(r.student, r.notebook): r for r in results}
     width = max(len(s) for s in students + ["student"]) + 2
+    column = max(len(n) for n in names + ["not submitted"]) + 2
 
     def fmt(score, max_score):
         return f"{score:g} / {max_score:g}"
 
-    header = "student".ljust(width) + "".join(n.ljust(22) for n in names) + "total".ljust(12) + "notes"
+    header = "student".ljust(width) + "".join(n.ljust(column) for n in names) + "total".ljust(12) + "notes"
     lines = [header, "-" * len(header)]
     for student in students:
         row = [by_key.get((student, n)) for n in names]
         total = sum(r.score for r in row if r)
         max_total = sum(r.max_score for r in row if r)
         note = "; ".join(f"{r.notebook}: {x}" for r in row if r for x in r.notes)
-        lines.append(student.ljust(width) + "".join((fmt(r.score, r.max_score) if r else "not submitted").ljust(22)
+        lines.append(student.ljust(width) + "".join((fmt(r.score, r.max_score) if r else "not submitted").ljust(column)
                                                     for r in row) + fmt(total, max_total).ljust(12) + note)
     for name in names:
         cells = next(list(r.cells) for r in results if r.notebook == name)
