@@ -3,6 +3,9 @@ graded cell — the model, detaching, clipping, the truncated-BPTT loop and the 
 
 from dataclasses import replace
 
+from rnncourse import notebooks
+from rnncourse.course import repo_root, source_notebook
+
 from .entry import VALID, WRONG, Entry
 from .entry import fn as _fn
 
@@ -78,31 +81,23 @@ _PREDICTOR_WITH_CELLS = '''class SequencePredictor(nn.Module):
         return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
 '''
 
-# -- train_tbptt: the reference body, one line changed per entry --------------------------------------------------
-_TBPTT_LINES = """
-losses, state = [], None
-for start in range(0, inputs.shape[1], chunk_len):
-    if not carry_state:
-        state = None
-    predictions, state = model(inputs[:, start:start + chunk_len], state)
-    state = detach_state(state)
-    loss = loss_fn(predictions, targets[:, start:start + chunk_len])
-    optimizer.zero_grad()
-    loss.backward()
-    if max_grad_norm is not None:
-        clip_grad_norm(model.parameters(), max_grad_norm)
-    optimizer.step()
-    losses.append(loss.item())
-return losses"""
+# -- train_tbptt: the source notebook's solution, some of its lines changed per entry --------------------------
+_TBPTT_SOLUTION = notebooks.solutions(notebooks.read(source_notebook(repo_root(), NOTEBOOK)))["train_tbptt"]
+
+
+def _in_function(text: str) -> str:
+    """Lines written as a function body (loop level 0) indented as they stand in the solution (inside its def)."""
+    lines = text.split("\n")
+    return "\n".join("    " + line if line and (i or line[0].isspace()) else line for i, line in enumerate(lines))
 
 
 def _tbptt(**changes: str) -> str:
-    """train_tbptt with some lines of the reference body replaced ({old line: new lines})."""
-    body = _TBPTT_LINES
+    """The solution of train_tbptt with some of its lines replaced ({old lines: new lines}, written as body lines)."""
+    code = _TBPTT_SOLUTION
     for old, new in changes.items():
-        assert old in body, old
-        body = body.replace(old, new)
-    return _fn(TBPTT, body)
+        assert _in_function(old) in code, old
+        code = code.replace(_in_function(old), _in_function(new))
+    return code
 
 
 _DETACH = "    state = detach_state(state)"
