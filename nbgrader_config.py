@@ -40,3 +40,19 @@ c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Autograde runs every kernel in a sandbox (rnncourse/sandbox.py): no access to source/, the gradebook, other
+# students or the network; memory, CPU-time, process and file-size limits; hidden-test code only in memory; tampering
+# detected. A notebook whose kernel dies or hangs costs only its own points. Students' Validate is unchanged: only
+# Autograde's list names SandboxedExecute. Limits: c.SandboxedExecute.memory_limit_mb, .cpu_time_limit_s,
+# .process_limit, .file_size_limit_mb, .tmp_limit_mb, .notebook_time_limit_s, .max_output_bytes (see `nbgrader
+# autograde --help-all`).
+c.Autograde.autograde_preprocessors = [
+    "rnncourse.sandbox.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]

@@ -20,7 +20,7 @@ import io
 import signal
 import threading
 import warnings
-from typing import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 
@@ -222,6 +222,10 @@ class Checker:
         known mistake whose output got matches, so the student learns what to look at."""
         if not isinstance(got, torch.Tensor):
             self.fail(f"{what} should be a torch.Tensor, but it is a {type(got).__name__}.", label)
+            return False
+        if type(got) not in (torch.Tensor, torch.nn.Parameter):  # a subclass could answer the comparison itself
+            self.fail(f"{what} should be a plain torch.Tensor, but it is a {type(got).__name__}, a Tensor subclass.",
+                      label)
             return False
         if tuple(got.shape) != tuple(want.shape):
             self.fail(f"{what} has shape {tuple(got.shape)} but should have shape {tuple(want.shape)}."

@@ -29,6 +29,7 @@ from .compare import (
     uniform,
     variants,
 )
+from .guard import graded_check
 from .modules import conversion_cases, module_from_slide_params, random_module, states_over_time
 
 # (label, B, D, H) for the single-step and whole-sequence checks: a batch of one, D < H, D == H (where swapping the
@@ -77,6 +78,7 @@ def _rnn_params(gen, D, H):
 
 
 # -- rnn_step -----------------------------------------------------------------------------------------------------
+@graded_check
 def check_rnn_step(namespace: dict) -> None:
     check = Checker("rnn_step", namespace)
     rnn_step = check.student_function()
@@ -92,7 +94,7 @@ def check_rnn_step(namespace: dict) -> None:
             got = check.call(rnn_step, *args, label=label, hint_on_error=(
                 "Check the shapes: W is (H, H + D) and acts on torch.cat([h_prev, x_t], dim=1), which is (B, H + D)."))
             check.expect_unchanged(before, args, ["x_t", "h_prev", "W", "b"], label)
-            ref = lambda *a: reference_rnn_step(*to(a, torch.float64, "cpu"))  # noqa: E731
+            ref = lambda *a: reference_rnn_step(*to(a, torch.float64, "cpu"))
             H = W.shape[0]
             hx = torch.cat([h_prev, x_t], 1)
             check.expect_tensor(got, ref(x_t, h_prev, W, b).to(case["dtype"]).to(case["device"]), "h_t", label,
@@ -129,6 +131,7 @@ def _unroll_cases(seed0: int):
     return base
 
 
+@graded_check
 def check_rnn_unroll(namespace: dict) -> None:
     check = Checker("rnn_unroll", namespace)
     rnn_unroll = check.student_function()
@@ -141,7 +144,7 @@ def check_rnn_unroll(namespace: dict) -> None:
             hs, h_T = check.pair(result, "(hs, h_T)", label)
             want_hs, want_h_T = (t.to(case["dtype"]).to(case["device"])
                                  for t in reference_rnn_unroll(*to(args, torch.float64, "cpu")))
-            step = lambda x, h: reference_rnn_step(x, h, W, b)  # noqa: E731
+            step = lambda x, h: reference_rnn_step(x, h, W, b)
             check.expect_tensor(hs, want_hs, "hs", label, mistakes=[
                 ("hs[t] holds the state *before* step t; it should hold the state after step t",
                  lambda: torch.cat([h0.unsqueeze(0), want_hs[:-1]])),
@@ -178,6 +181,7 @@ PARAMS_MODULES = [  # (label, shape for modules.random_module, D, H)
 ]
 
 
+@graded_check
 def check_rnn_params_from_torch(namespace: dict) -> None:
     check = Checker("rnn_params_from_torch", namespace)
     convert = check.student_function()
@@ -232,6 +236,7 @@ MASKED_SHAPES = [  # (label, T, B, D, H, lengths or None for random in [1, T] wi
 ]
 
 
+@graded_check
 def check_rnn_unroll_masked(namespace: dict) -> None:
     check = Checker("rnn_unroll_masked", namespace)
     masked = check.student_function()
@@ -284,6 +289,7 @@ EMBED_SHAPES = [  # (label, T, B, V, D, largest id allowed)
 ]
 
 
+@graded_check
 def check_embed(namespace: dict) -> None:
     check = Checker("embed", namespace)
     embed = check.student_function()
@@ -316,6 +322,7 @@ REQUIRED_TASKS = ("machine_translation", "summarization", "pos_tagging", "named_
 _ALIGNED = {"pos_tagging", "named_entity_recognition", "slot_filling"}
 
 
+@graded_check
 def check_task_alignment(namespace: dict) -> None:
     check = Checker("TASK_ALIGNMENT", namespace)
     table = check.student_object()

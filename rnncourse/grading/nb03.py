@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .compare import DEVICES, Checker, HiddenTestFailure, StudentCallFailed, close, randn, seeded, substituted
+from .guard import graded_check
 
 # -- the notebook's data --------------------------------------------------------------------------------------------
 # The same generator as the notebook's §1 cell (a test keeps the two identical): the hidden quality test draws its
@@ -110,6 +111,7 @@ def _same_structure(got, want) -> bool:
             and all(_same_structure(g, w) for g, w in zip(got, want)))
 
 
+@graded_check
 def check_detach_state(namespace: dict) -> None:
     check = Checker("detach_state", namespace)
     detach_state = check.student_function()
@@ -183,6 +185,7 @@ def _total_norm(grads) -> float:
     return math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
 
 
+@graded_check
 def check_clip_grad_norm(namespace: dict) -> None:
     check = Checker("clip_grad_norm", namespace)
     clip = check.student_function()
@@ -322,6 +325,7 @@ def _state_problem(state, cell, L, B, H, dtype, device) -> str | None:
     return None
 
 
+@graded_check
 def check_sequence_predictor(namespace: dict) -> None:
     check = Checker("SequencePredictor", namespace)
     predictor_class = check.student_object()
@@ -510,6 +514,7 @@ def _tbptt_run(train, case: dict, seed: int):
     return probe, optimizer, result, targets
 
 
+@graded_check
 def check_train_tbptt(namespace: dict) -> None:
     check = Checker("train_tbptt", namespace)
     train = check.student_function()
@@ -642,6 +647,7 @@ def _causal(model: nn.Module, series: torch.Tensor) -> bool:
     return close(y_changed[:, :half], y[:, :half])
 
 
+@graded_check
 def check_predictor(namespace: dict) -> None:
     check = Checker("predictor", namespace)
     model = check.student_object()

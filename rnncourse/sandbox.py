@@ -1,0 +1,457 @@
+"""Sandboxed autograding: every kernel that ``nbgrader autograde`` starts runs inside its own bubblewrap sandbox.
+
+Stock nbgrader runs a submission with the instructor's file access, in ``autograded/<student>/<assignment>``, one
+``../../../source`` away from the solutions. Here nbgrader's ``Execute`` step is replaced (in ``nbgrader_config.py``)
+by ``SandboxedExecute``, whose kernels start under ``bwrap`` (Debian's ``bubblewrap``):
+
+* the file system is a fresh root holding only the system (``/usr``), the Python installation and the course's
+  virtual environment, all read-only, plus a private working copy of the submission's folder (without notebooks)
+  and a private, size-limited ``/tmp``: no course directory, no gradebook, no other student, no home, and no
+  environment variables but a few harmless ones;
+* its own PID, network, IPC and UTS namespaces: no network at all (the kernel talks to nbgrader over Unix sockets
+  in a private folder), and every process it started dies with it;
+* an unprivileged user (when grading as root, the kernel drops to ``sandbox_uid``; otherwise a user namespace) with
+  limits on memory, CPU time, processes and file size;
+* the hidden-test code (``rnncourse.grading``) reaches the kernel through its stdin and lives only in memory, so a
+  submission cannot read its source; ``rnncourse.grading.guard`` records what the checks rely on before the
+  student's code runs, and a check that passes signs a receipt the executor verifies.
+
+The executor also makes a misbehaving notebook cost only its own points: a kernel that dies (``os._exit``, a crash,
+a limit) or ignores the interrupt after a time-out is stopped, the rest of that notebook is marked "not run" with
+the reason, and nbgrader goes on with the student's other notebooks (stock nbgrader deletes the whole assignment).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+from nbgrader.preprocessors import Execute
+from nbgrader.utils import is_grade, is_solution
+from traitlets import Bool, Integer, Unicode
+
+from .grading.guard import RECEIPT_MIME, receipt_mac
+
+SANDBOX_ROOT_HINT = (
+    "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; `make venv` does it when run as root) on a "
+    "kernel with unprivileged user namespaces (`sysctl kernel.unprivileged_userns_clone=1` where that knob exists), "
+    "or, knowing that student code then runs with your file access, set c.SandboxedExecute.sandbox = False.")
+# Error names the executor writes into a cell; the report turns them into notes.
+KERNEL_DIED = "KernelDied"
+NOT_RUN = "NotRun"
+TAMPERING = "TamperingDetected"
+_CHECK_CALL = re.compile(r"\b(check_\w+)\s*\(")
+
+# Runs inside the sandbox as `python -c`, before ipykernel: limits, the grading modules from stdin, the guard.
+LAUNCHER = r'''
+import importlib, importlib.abc, importlib.util, json, os, resource, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # bwrap was started with SIGINT ignored; the kernel needs it
+_payload = json.loads(sys.stdin.buffer.read().decode())
+_null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(_null, 0)
+os.close(_null)
+for _name, (_soft, _hard) in _payload["limits"].items():
+    resource.setrlimit(getattr(resource, _name), (_soft, _hard))
+
+class _FromMemory(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def __init__(self, modules):
+        self.modules = {name: (source, package) for name, source, package in modules}
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.modules:
+            return None
+        return importlib.util.spec_from_loader(name, self, origin="<grading>", is_package=self.modules[name][1])
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        source, _ = self.modules.pop(module.__name__)
+        exec(compile(source, "<" + module.__name__ + ">", "exec"), module.__dict__)
+
+_finder = _FromMemory(_payload["modules"])
+sys.meta_path.insert(0, _finder)
+for _module in [m[0] for m in _payload["modules"]]:
+    importlib.import_module(_module)
+sys.meta_path.remove(_finder)
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+from ipykernel.kernelapp import IPKernelApp
+_app = IPKernelApp.instance()
+_app.initialize(sys.argv[1:])
+sys.modules["rnncourse.grading.guard"].arm(bytes.fromhex(_payload.pop("secret")), _app.shell)
+del _payload, _finder, _module, _name, _soft, _hard
+_app.start()
+'''
+
+
+class SandboxUnavailable(RuntimeError):
+    """bwrap is missing or cannot create namespaces here."""
+
+
+def bwrap() -> str:
+    path = shutil.which("bwrap")
+    if path is None:
+        raise SandboxUnavailable(f"The grading sandbox needs bubblewrap (`bwrap`), which is not installed. "
+                                 f"{SANDBOX_ROOT_HINT}")
+    return path
+
+
+def grading_modules() -> list[tuple[str, str, bool]]:
+    """(module name, source, is package) of rnncourse.grading, in an order that imports cleanly."""
+    package = Path(__file__).resolve().parent
+    modules = [("rnncourse", "", True),
+               ("rnncourse.grading", (package / "grading" / "__init__.py").read_text(), True)]
+    for path in sorted((package / "grading").glob("*.py")):
+        if path.name != "__init__.py":
+            modules.append((f"rnncourse.grading.{path.stem}", path.read_text(), False))
+    return modules
+
+
+def _processes_of(uid: int) -> int:
+    count = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("Uid:"):
+                    count += int(line.split()[1]) == uid
+                    break
+        except OSError:
+            continue
+    return count
+
+
+def _read_only_paths(python: str) -> list[str]:
+    """What a Python kernel needs to see: the system, the interpreter's installation, the environment."""
+    candidates = ["/usr", sys.prefix, sys.base_prefix, str(Path(os.path.realpath(python)).parents[1])]
+    candidates += [p for p in ("/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group",
+                               "/etc/nsswitch.conf", "/etc/fonts") if os.path.exists(p)]
+    paths: list[str] = []
+    for path in sorted({os.path.realpath(p) for p in candidates} | {os.path.abspath(p) for p in candidates}):
+        if not any(path == kept or path.startswith(kept + "/") for kept in paths):
+            paths.append(path)
+    return paths
+
+
+class SandboxCommand:
+    """The bwrap command line for one kernel: binds, namespaces, environment."""
+
+    def __init__(self, uid: int | None, tmp_bytes: int):
+        self.args = [bwrap(), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+                     "--unshare-cgroup-try", "--hostname", "grader", "--die-with-parent", "--new-session",
+                     "--clearenv"]
+        if uid is None:  # not root: an unprivileged user namespace does the mounting
+            self.args += ["--unshare-user", "--disable-userns"]
+        else:  # root: mount as root, then become `uid` (setpriv below) so no root-owned file is readable
+            self.args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        self._dirs: set[str] = {"/"}
+        # The private /tmp comes first: binds below it (the kernel's folders, a venv in /tmp) go on top.
+        self.args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
+                      "--size", str(tmp_bytes), "--tmpfs", "/dev/shm"]
+        for top in ("/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin"):
+            if os.path.islink(top):
+                self.args += ["--symlink", os.readlink(top), top]
+                self._dirs.add(top)
+        self._dirs |= {"/tmp", "/dev/shm"}
+
+    def parents(self, path: str) -> None:
+        parts = Path(path).parts
+        for i in range(2, len(parts)):
+            parent = str(Path(*parts[:i]))
+            if parent not in self._dirs:
+                self.args += ["--perms", "0755", "--dir", parent]
+                self._dirs.add(parent)
+
+    def bind(self, option: str, path: str) -> None:
+        self.parents(path)
+        self.args += [option, path, path]
+        self._dirs.add(path)
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel starts under bwrap and talks over Unix sockets (there is no network inside).
+
+    Its settings come from the SandboxedExecute that creates it (`executor`)."""
+
+    executor: SandboxedExecute | None = None
+    run_dir: Path | None = None
+    secret: bytes = b""
+
+    async def _async_pre_start_kernel(self, **kw):
+        executor = self.executor
+        assert executor is not None, "SandboxedKernelManager is created by SandboxedExecute"
+        self.secret = secrets.token_bytes(32)
+        self.run_dir = Path(tempfile.mkdtemp(prefix="rnncourse-sandbox-", dir=executor.run_root or None))
+        ipc, work, home = self.run_dir / "ipc", self.run_dir / "work", self.run_dir / "home"
+        ipc.mkdir()
+        home.mkdir()
+        _copy_working_copy(Path(kw.get("cwd") or "."), work)
+        self.transport = "ipc"
+        self.ip = str(ipc / "kernel")
+        self.connection_file = str(self.run_dir / "kernel.json")
+        # Interrupts go as a message: a SIGINT to the process group would end bwrap, not the cell.
+        self.kernel_spec.interrupt_mode = "message"
+        cmd, kw = await super()._async_pre_start_kernel(**kw)
+        if "ipykernel_launcher" not in cmd:
+            raise SandboxUnavailable(f"The sandbox starts IPython kernels only; the kernel command was {cmd}.")
+        python, kernel_args = cmd[0], cmd[cmd.index("ipykernel_launcher") + 1:]
+
+        uid = executor.sandbox_uid if os.geteuid() == 0 else None
+        os.chmod(self.connection_file, 0o644)
+        if uid is not None:
+            for path in (ipc, work, home, *work.rglob("*")):
+                os.chown(path, uid, uid)
+        gpu = os.path.exists("/dev/nvidiactl")
+        sandbox = SandboxCommand(uid, executor.tmp_limit_mb << 20)
+        for path in _read_only_paths(python):
+            sandbox.bind("--ro-bind", path)
+        if gpu:
+            for device in sorted(Path("/dev").glob("nvidia*")):
+                sandbox.args += ["--dev-bind", str(device), str(device)]
+            sandbox.bind("--ro-bind", "/sys")
+        sandbox.bind("--bind", str(ipc))
+        sandbox.bind("--bind", str(work))
+        sandbox.bind("--bind", str(home))
+        sandbox.bind("--ro-bind", self.connection_file)
+        outside_env = kw.get("env") or {}
+        env = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": "/tmp",
+               "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1", "MPLCONFIGDIR": str(home / ".matplotlib")}
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NBGRADER_EXECUTION",
+                     "NBGRADER_VALIDATING", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED", "TZ", "PYTHONUNBUFFERED"):
+            if name in outside_env:
+                env[name] = outside_env[name]
+        for name, value in env.items():
+            sandbox.args += ["--setenv", name, value]
+        sandbox.args += ["--chdir", str(work), "--"]
+        if uid is not None:
+            sandbox.args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                             "--bounding-set=-all", "--no-new-privs", "--"]
+        _seed_matplotlib_cache(home / ".matplotlib", uid)
+
+        limits = executor.rlimits(uid if uid is not None else os.geteuid())
+        payload = tempfile.TemporaryFile()  # unlinked: only the kernel's stdin ever points at it
+        payload.write(json.dumps({"secret": self.secret.hex(), "limits": limits,
+                                  "modules": grading_modules()}).encode())
+        payload.seek(0)
+        kw["stdin"] = payload
+        kw["preexec_fn"] = _ignore_sigint
+        return sandbox.args + [python, "-c", LAUNCHER, *kernel_args], kw
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        payload = kw.get("stdin")
+        try:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        finally:
+            if payload is not None:
+                payload.close()
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
+
+    def exit_description(self) -> str:
+        """Why the kernel process ended, in words, from bwrap's exit status (the kernel's own)."""
+        process = getattr(self.provisioner, "process", None)
+        code = process.poll() if process is not None else None
+        if code is None:
+            return "it stopped answering"
+        signum = -code if code < 0 else code - 128 if code > 128 else None
+        if signum == signal.SIGXCPU:
+            return "it used up its CPU-time limit"
+        if signum == signal.SIGKILL:
+            return "it was killed (SIGKILL), e.g. by the memory or CPU limit"
+        if signum:
+            try:
+                name = signal.Signals(signum).name
+            except ValueError:
+                name = f"signal {signum}"
+            return f"it crashed ({name})"
+        return f"the notebook's code ended the kernel process (exit code {code}, e.g. os._exit or sys.exit)"
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _copy_working_copy(source: Path, work: Path) -> None:
+    """The submission's folder without notebooks: its data files, not the autograded notebooks (which hold the
+    restored hidden tests) and not the timestamp."""
+    ignore = shutil.ignore_patterns("*.ipynb", "timestamp.txt", ".ipynb_checkpoints")
+    if source.is_dir():
+        shutil.copytree(source, work, ignore=ignore, symlinks=False, ignore_dangling_symlinks=True)
+    else:
+        work.mkdir()
+
+
+def _seed_matplotlib_cache(config_dir: Path, uid: int | None) -> None:
+    """Copy the grader's matplotlib font list into the kernel's private config dir (saves a rebuild per kernel)."""
+    try:
+        import matplotlib
+        cached = sorted(Path(matplotlib.get_cachedir()).glob("fontlist-*.json"))
+    except Exception:  # matplotlib missing or its cache unreadable: the kernel builds its own
+        cached = []
+    config_dir.mkdir(exist_ok=True)
+    for path in cached:
+        shutil.copy(path, config_dir / path.name)
+    if uid is not None:
+        for path in (config_dir, *config_dir.iterdir()):
+            os.chown(path, uid, uid)
+
+
+def check_sandbox_works(python: str = sys.executable) -> None:
+    """Run a trivial command in a sandbox like the kernels' (raises SandboxUnavailable with the reason)."""
+    bwrap_cmd = bwrap()
+    uid = 65534 if os.geteuid() == 0 else None
+    sandbox = SandboxCommand(uid, 16 << 20)
+    for path in _read_only_paths(python):
+        sandbox.bind("--ro-bind", path)
+    sandbox.args += ["--chdir", "/tmp", "--"]
+    if uid is not None:
+        sandbox.args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+    proc = subprocess.run(sandbox.args + [python, "-c", "print('sandbox ok')"], capture_output=True, text=True,
+                          timeout=60)
+    if proc.returncode != 0 or "sandbox ok" not in proc.stdout:
+        raise SandboxUnavailable(f"{bwrap_cmd} could not start a sandbox here: {proc.stderr.strip()[:500]}. "
+                                 f"{SANDBOX_ROOT_HINT}")
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's Execute step with every kernel in a sandbox, and a notebook that breaks its kernel graded alone."""
+
+    sandbox = Bool(True, help="Run kernels in a bubblewrap sandbox. Turning this off runs student code with the "
+                              "grader's own file and network access.").tag(config=True)
+    memory_limit_mb = Integer(4096, help="Memory a kernel may allocate (RLIMIT_DATA), in MiB; an allocation past it "
+                                         "fails with MemoryError in the cell that made it.").tag(config=True)
+    cpu_time_limit_s = Integer(900, help="CPU seconds one notebook's kernel may use; past it the kernel is "
+                                         "stopped and the rest of the notebook is not run.").tag(config=True)
+    process_limit = Integer(256, help="Processes and threads the sandbox user may start, beyond those it already "
+                                      "runs (RLIMIT_NPROC).").tag(config=True)
+    file_size_limit_mb = Integer(512, help="Largest file the kernel may write, in MiB.").tag(config=True)
+    tmp_limit_mb = Integer(512, help="Size of the kernel's private /tmp and /dev/shm, in MiB.").tag(config=True)
+    notebook_time_limit_s = Integer(1200, help="Wall-clock seconds for a whole notebook; cells not started by "
+                                               "then are marked not run.").tag(config=True)
+    max_output_bytes = Integer(2_000_000, help="Output kept per cell, in bytes; a flood beyond it is dropped "
+                                               "while it arrives.").tag(config=True)
+    sandbox_uid = Integer(65534, help="When grading as root, the unprivileged user the kernel runs as "
+                                      "(default: nobody).").tag(config=True)
+    run_root = Unicode("", help="Where the kernels' private folders are made (default: the system's temp "
+                                "dir).").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.sandbox:
+            self.kernel_manager_class = SandboxedKernelManager
+
+    def rlimits(self, uid: int) -> dict:
+        return {"RLIMIT_DATA": [self.memory_limit_mb << 20] * 2,
+                "RLIMIT_CPU": [self.cpu_time_limit_s, self.cpu_time_limit_s + 5],
+                "RLIMIT_NPROC": [_processes_of(uid) + self.process_limit] * 2,
+                "RLIMIT_FSIZE": [self.file_size_limit_mb << 20] * 2,
+                "RLIMIT_CORE": [0, 0]}
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if isinstance(km, SandboxedKernelManager):
+            km.executor = self
+        return km
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._stopped: str | None = None
+        self._started = time.monotonic()
+        self._output_bytes: dict[int, int] = {}
+        self._dropped_bytes: dict[int, int] = {}
+        return super().preprocess(nb, resources, km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return super().preprocess_cell(cell, resources, index)
+        if self._stopped is None and time.monotonic() - self._started > self.notebook_time_limit_s:
+            self._stop(f"the notebook used its {self.notebook_time_limit_s} s time limit before this cell")
+        if self._stopped is not None:
+            cell.outputs = [_error(NOT_RUN, f"This cell was not run: {self._stopped}.")]
+            return cell, resources
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            why = self.km.exit_description() if isinstance(self.km, SandboxedKernelManager) else "it died"
+            self._stop(f"the kernel stopped while running cell {index + 1} ({why})")
+            cell.outputs.append(_error(KERNEL_DIED, f"The kernel stopped while running this cell: {why}. The "
+                                                    f"rest of this notebook was not run."))
+        except CellTimeoutError:  # interrupted after its time-out but never finished: it ignores interrupts
+            self._kill_kernel()
+            self._stop(f"cell {index + 1} ran past its {self.timeout} s limit and ignored the interrupt, so its "
+                       f"kernel was stopped")
+            cell.outputs.append(_error("CellTimeoutError", f"This cell ran past its {self.timeout} s time limit "
+                                                           f"and did not stop when interrupted; its kernel was "
+                                                           f"stopped and the rest of this notebook was not run."))
+        self._note_dropped_output(cell, index)
+        if self.sandbox:
+            self._verify_receipts(cell)
+        return cell, resources
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        used = self._output_bytes.get(cell_index, 0) + size
+        self._output_bytes[cell_index] = used
+        if used > self.max_output_bytes and msg.get("msg_type") != "error":
+            self._dropped_bytes[cell_index] = self._dropped_bytes.get(cell_index, 0) + size
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    def _note_dropped_output(self, cell, index: int) -> None:
+        dropped = self._dropped_bytes.pop(index, 0)
+        if dropped:
+            cell.outputs.append(NotebookNode(output_type="stream", name="stdout", text=(
+                f"\n[grader: {dropped} bytes of output beyond this cell's {self.max_output_bytes} byte limit were "
+                f"dropped]\n")))
+
+    def _verify_receipts(self, cell) -> None:
+        """A hidden-test cell keeps its points only with a valid receipt from every check it calls."""
+        receipts = [o for o in cell.outputs if o.get("output_type") == "display_data"
+                    and RECEIPT_MIME in o.get("data", {})]
+        cell.outputs = [o for o in cell.outputs if not any(o is r for r in receipts)]
+        if not (is_grade(cell) and not is_solution(cell)):
+            return
+        expected = set(_CHECK_CALL.findall(cell.source))
+        if not expected or any(o.get("output_type") == "error" for o in cell.outputs):
+            return
+        secret = self.km.secret if isinstance(self.km, SandboxedKernelManager) else b""
+        signed = set()
+        for receipt in receipts:
+            content = receipt["data"][RECEIPT_MIME]
+            name, mac = str(content.get("check", "")), str(content.get("mac", ""))
+            if hmac.compare_digest(mac, receipt_mac(secret, name)):
+                signed.add(name)
+        missing = sorted(expected - signed)
+        if missing:
+            cell.outputs.append(_error(TAMPERING, (
+                f"The hidden test {', '.join(missing)} did not report a result, although the cell shows no error: "
+                f"something in this notebook replaced the test, hid its error or skipped it. It scores 0.")))
+
+    def _stop(self, reason: str) -> None:
+        if self._stopped is None:
+            self._stopped = reason
+            self.log.warning("Sandbox: %s", reason)
+
+    def _kill_kernel(self) -> None:
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()  # bwrap: its PID namespace, and every process in it, goes with it
+            process.wait()
+
+
+def _error(name: str, message: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=name, evalue=message,
+                        traceback=[f"\x1b[0;31m{name}\x1b[0m: {message}"])
