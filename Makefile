@@ -13,12 +13,12 @@ RUN := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ASSIGNMENT := section09
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv generate submissions autograde feedback export scores lab bench clean-demo
+.PHONY: demo test venv sandbox-tools generate submissions autograde feedback export scores lab bench clean-demo
 
-demo: $(STAMP)
+demo: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python -m rnncourse demo
 
-test: $(STAMP)
+test: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python -m pytest
 
 venv: $(STAMP)
@@ -29,13 +29,25 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Autograde runs every kernel in a bubblewrap sandbox (rnncourse/sandbox.py). Install it where we can (root with
+# apt-get); otherwise say what the instructor has to install.
+sandbox-tools:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing bubblewrap (the autograde sandbox) with apt-get"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null \
+	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null; }; \
+	  else \
+	    echo "The autograde sandbox needs bubblewrap: run 'sudo apt-get install bubblewrap' (see README)." >&2; exit 1; \
+	  fi; }
+
 generate: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse generate
 
 submissions: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse submissions
 
-autograde: $(STAMP)
+autograde: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python -m rnncourse autograde
 
 feedback: $(STAMP)
@@ -52,7 +64,7 @@ lab: $(STAMP)
 	cd release/$(ASSIGNMENT) && $(RUN) $(BIN)/jupyter lab
 
 # Timing figures (notebook run time, autograde time per submission); prints, asserts nothing.
-bench: $(STAMP)
+bench: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python benchmarks/autograde_timing.py
 
 clean-demo:
