@@ -47,6 +47,14 @@ c.GenerateFeedback.preprocessors = [
 # Autograde's list names SandboxedExecute. Limits: c.SandboxedExecute.memory_limit_mb, .cpu_time_limit_s,
 # .process_limit, .file_size_limit_mb, .tmp_limit_mb, .notebook_time_limit_s, .max_output_bytes (see `nbgrader
 # autograde --help-all`).
+c.Autograde.sanitize_preprocessors = [  # nbgrader's, plus a fix so a duplicated test cell cannot crash autograde
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "rnncourse.sandbox.RemoveEmptyGradeMetadata",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 c.Autograde.autograde_preprocessors = [
     "rnncourse.sandbox.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",

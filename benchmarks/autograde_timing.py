@@ -1,6 +1,8 @@
-"""Benchmark: how long notebook 01 runs, and what `nbgrader autograde` costs per submission. Prints figures only.
+"""Benchmark: how long each notebook runs, what `nbgrader autograde` costs per submission, and what the grading
+sandbox adds: the same submissions graded with stock nbgrader's Execute and with the course's SandboxedExecute, in
+one run, one after the other. Prints figures only.
 
-    make bench                     # or: python benchmarks/autograde_timing.py --submissions 6
+    make bench                     # or: python benchmarks/autograde_timing.py --submissions 4
 
 Timings are wall-clock on the current machine; compare them only with runs on the same machine.
 """
@@ -36,11 +38,23 @@ def time_notebook(path: Path, workdir: Path) -> tuple[float, float, str]:
     return time.monotonic() - start, took[slowest], nb.cells[slowest].get("id", str(slowest))
 
 
-def time_autograde(k: int, workdir: Path) -> tuple[float, bool]:
+# nbgrader's own autograde steps: its Execute, no sandbox.
+STOCK_EXECUTE = """
+c.Autograde.autograde_preprocessors = [
+    "nbgrader.preprocessors.Execute", "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata"]
+"""
+
+
+def time_autograde(k: int, workdir: Path, name: str, extra_config: str = "") -> tuple[float, bool]:
     """Autograde k full-solution submissions of every notebook; also say whether all got full marks."""
-    course = workdir / "course"
+    course = workdir / name
     course.mkdir()
     shutil.copy(repo_root() / "nbgrader_config.py", course)
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(extra_config)
     shutil.copytree(repo_root() / "source", course / "source")
     assert pipeline.generate(course).ok
     sources = {nb: notebooks.read(source_notebook(course, nb)) for nb in NOTEBOOKS}
@@ -56,7 +70,7 @@ def time_autograde(k: int, workdir: Path) -> tuple[float, bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--submissions", type=int, default=6)
+    parser.add_argument("--submissions", type=int, default=4)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as the graders' kernels run (rnncourse.course.tool_env)
     print(f"machine: {os.cpu_count()} CPU cores")
@@ -66,10 +80,17 @@ def main() -> None:
             seconds, slowest, cell_id = time_notebook(source_notebook(repo_root(), name), tmp)
             print(f"{name}: runs in {seconds:.1f} s, slowest cell {slowest:.1f} s ({cell_id}) "
                   f"(source notebook, all cells and hidden tests, fresh kernel)")
-        seconds, full = time_autograde(args.submissions, tmp)
-        print(f"nbgrader autograde: {args.submissions} full-solution submissions of {len(NOTEBOOKS)} notebooks in "
-              f"{seconds:.1f} s, {seconds / args.submissions:.1f} s per submission (serial, one nbgrader process)"
-              f"{'' if full else '  [WARNING: not all full marks]'}")
+        k, n = args.submissions, args.submissions * len(NOTEBOOKS)
+        stock, stock_full = time_autograde(k, tmp, "stock", STOCK_EXECUTE)
+        sandboxed, full = time_autograde(k, tmp, "sandboxed")
+        for label, seconds, all_full in (("stock nbgrader (no sandbox)", stock, stock_full),
+                                         ("sandboxed (course config)", sandboxed, full)):
+            print(f"nbgrader autograde, {label}: {k} full-solution submissions of {len(NOTEBOOKS)} notebooks in "
+                  f"{seconds:.1f} s, {seconds / k:.1f} s per submission (serial, one nbgrader process)"
+                  f"{'' if all_full else '  [WARNING: not all full marks]'}")
+        print(f"sandbox overhead: {(sandboxed - stock) / n:+.2f} s per notebook ({sandboxed / stock - 1:+.1%} of "
+              f"stock's wall time), same {n} notebooks, same run")
+
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import pipeline, report, submissions
+from . import pipeline, report, sandbox, submissions
 from .course import ASSIGNMENT
 
 DEMO_OUTPUTS = ("submitted", "feedback", "logs", "gradebook.db", "grades.csv")
@@ -45,9 +45,18 @@ def _check(result: pipeline.StepResult, must_succeed: bool = True) -> None:
         raise SystemExit(f"{result.step} failed; see {result.log}")
 
 
+def check_sandbox() -> None:
+    """Autograde refuses to start without a working sandbox, rather than fail on every kernel."""
+    try:
+        sandbox.check_sandbox_works()
+    except sandbox.SandboxUnavailable as problem:
+        raise SystemExit(f"autograde refused: {problem}") from None
+
+
 def demo(course_dir: Path) -> int:
     start = time.monotonic()
     print(f"Instructor demo in {course_dir}\n")
+    check_sandbox()
     reset_demo(course_dir)
     print("1. generate the release from source/")
     _check(pipeline.generate(course_dir))
@@ -55,7 +64,8 @@ def demo(course_dir: Path) -> int:
     students = submissions.write_demo_submissions(course_dir)
     for student in students:
         print(f"  {student:18s} {submissions.DEMO_STUDENTS[student][0]}")
-    print("3. autograde every submission (real kernels; the endless loop costs its cell's time limit)")
+    print("3. autograde every submission (real kernels, each in its own sandbox; the endless loop costs its cell's "
+          "time limit)")
     # A submission nbgrader could not grade makes it exit non-zero after grading the rest; the table says which.
     _check(pipeline.autograde(course_dir, n_submissions=len(students)), must_succeed=False)
     print("4. generate feedback")
@@ -89,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "submissions":
         print("\n".join(submissions.write_demo_submissions(course_dir)))
     elif args.command == "autograde":
+        check_sandbox()
         n = len(list((course_dir / "submitted").glob(f"*/{ASSIGNMENT}")))
         _check(pipeline.autograde(course_dir, n_submissions=n), must_succeed=False)
     elif args.command == "feedback":

@@ -87,10 +87,31 @@ def generate(course_dir: Path) -> StepResult:
     return nbgrader(course_dir, "generate_assignment", ASSIGNMENT, "--force")
 
 
-def autograde(course_dir: Path, n_submissions: int | None = None, quiet: bool = False) -> StepResult:
-    """Autograde every submission. A non-zero exit means some submission could not be graded at all (nbgrader
-    removes it and carries on); the report shows which."""
-    return nbgrader(course_dir, "autograde", ASSIGNMENT, "--force", progress_total=n_submissions, quiet=quiet)
+def autograde(course_dir: Path, n_submissions: int | None = None, quiet: bool = False,
+              students: str | None = None) -> StepResult:
+    """Autograde every submission (or the students matching the glob `students`), kernels sandboxed as
+    nbgrader_config.py says. A notebook nbgrader cannot grade at all (an invalid file) makes it drop the student's
+    whole assignment; those students' other notebooks are then graded one by one, so the bad notebook costs only
+    its own points. A non-zero exit means something could not be graded; the report says what."""
+    selection = [f"--student={students}"] if students else []
+    result = nbgrader(course_dir, "autograde", ASSIGNMENT, "--force", *selection, progress_total=n_submissions,
+                      quiet=quiet)
+    for student, notebook in dropped_notebooks(course_dir, students):
+        nbgrader(course_dir, "autograde", ASSIGNMENT, "--force", f"--student={student}", f"--notebook={notebook}",
+                 log_name=f"autograde-{student}-{notebook}")
+    return result
+
+
+def dropped_notebooks(course_dir: Path, students: str | None = None) -> list[tuple[str, str]]:
+    """(student, notebook) handed in but missing from autograded/: nbgrader removed it."""
+    course_dir = Path(course_dir)
+    missing = []
+    for folder in sorted((course_dir / "submitted").glob(f"{students or '*'}/{ASSIGNMENT}")):
+        student = folder.parent.name
+        for path in sorted(folder.glob("*.ipynb")):
+            if not (course_dir / "autograded" / student / ASSIGNMENT / path.name).exists():
+                missing.append((student, path.stem))
+    return missing
 
 
 def feedback(course_dir: Path) -> StepResult:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import notebooks
-from .course import ASSIGNMENT, autograded_notebook, source_notebook
+from . import notebooks, sandbox
+from .course import ASSIGNMENT, autograded_notebook, release_notebook, source_notebook, submitted_dir
 
 # Errors worth a note to the instructor, by the name nbgrader or Python gives them. Failed tests are not notes:
 # the per-function table already shows them.
@@ -17,7 +18,11 @@ _NOTABLE_ERRORS = {
     "CellTimeoutError": "timed out",
     "SyntaxError": "syntax error",
     "IndentationError": "syntax error",
+    "MemoryError": "out of memory",
+    sandbox.KERNEL_DIED: "kernel died",
+    sandbox.TAMPERING: "tampering detected",
 }
+_OUT_OF_MEMORY = re.compile(r"not enough memory|can't allocate memory|Unable to allocate|out of memory", re.I)
 
 
 @dataclass
@@ -64,19 +69,69 @@ def _cell_order(course_dir: Path, notebook: str, scores: dict) -> list:
 
 
 def notes(course_dir: Path, student: str, notebook: str) -> list[str]:
+    """What went wrong beyond failed tests: errors worth a look, and changes to the notebook's structure."""
     path = autograded_notebook(course_dir, student, notebook)
+    handed_in = submitted_dir(course_dir, student) / f"{notebook}.ipynb"
+    if not handed_in.exists():
+        return ["not submitted"]
+    try:
+        submitted = notebooks.read(handed_in)
+    except Exception as exc:  # nbformat raises several kinds for a damaged file
+        return [f"not graded: invalid notebook ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"]
     if not path.exists():
-        return ["not graded: nbgrader removed it (kernel died or notebook unreadable; see logs/autograde.log)"]
+        return ["not graded: nbgrader removed it (see logs/autograde.log)"]
     found = []
     for index, cell in enumerate(notebooks.read(path).cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") != "error":
                 continue
             what = _NOTABLE_ERRORS.get(output.get("ename"))
+            if what is None and _OUT_OF_MEMORY.search(output.get("evalue", "")):
+                what = "out of memory"
             if what:
                 where = notebooks.nbgrader_meta(cell).get("grade_id") or f"cell {index + 1}"
                 found.append(f"{what} in {where}")
+    release = release_notebook(course_dir, notebook)
+    if release.exists():
+        found += structure_changes(notebooks.read(release), submitted)
     return found
+
+
+def structure_changes(release_nb, submitted_nb) -> list[str]:
+    """Graded and read-only cells the student deleted, duplicated, retyped or edited, or whose nbgrader metadata
+    changed. nbgrader restores them from the gradebook before grading; the note tells the instructor it happened."""
+    def locked(nb):
+        cells: dict = {}
+        for cell in nb.cells:
+            meta = notebooks.nbgrader_meta(cell)
+            if meta.get("grade_id") and (meta.get("locked") or (meta.get("grade") and not meta.get("solution"))):
+                cells.setdefault(meta["grade_id"], []).append(cell)
+        return cells
+
+    given, returned = locked(release_nb), locked(submitted_nb)
+    changes = []
+    for grade_id, (original, *_) in given.items():
+        copies = returned.get(grade_id, [])
+        if not copies:
+            changes.append(f"{grade_id} deleted (restored)")
+            continue
+        if len(copies) > 1:
+            changes.append(f"{grade_id} duplicated")
+        cell = copies[0]
+        if cell.cell_type != original.cell_type:
+            changes.append(f"{grade_id} changed to {cell.cell_type} (restored)")
+        elif cell.source != original.source:
+            changes.append(f"{grade_id} edited (restored)")
+        elif notebooks.nbgrader_meta(cell) != notebooks.nbgrader_meta(original):
+            changes.append(f"{grade_id} metadata changed (restored)")
+    def order(nb):
+        ids = [notebooks.nbgrader_meta(cell).get("grade_id") for cell in nb.cells]
+        return list(dict.fromkeys(i for i in ids if i))
+
+    handed, released = order(submitted_nb), order(release_nb)
+    if [i for i in handed if i in released] != [i for i in released if i in handed]:
+        changes.append("cells reordered (graded in the order handed in)")
+    return changes
 
 
 def scores_by_cell(course_dir: Path) -> dict:

@@ -10,7 +10,7 @@ by ``SandboxedExecute``, whose kernels start under ``bwrap`` (Debian's ``bubblew
   environment variables but a few harmless ones;
 * its own PID, network, IPC and UTS namespaces: no network at all (the kernel talks to nbgrader over Unix sockets
   in a private folder), and every process it started dies with it;
-* an unprivileged user (when grading as root, the kernel drops to ``sandbox_uid``; otherwise a user namespace) with
+* an unprivileged user (when grading as root, the kernel drops to a uid of its own; otherwise a user namespace) with
   limits on memory, CPU time, processes and file size;
 * the hidden-test code (``rnncourse.grading``) reaches the kernel through its stdin and lives only in memory, so a
   submission cannot read its source; ``rnncourse.grading.guard`` records what the checks rely on before the
@@ -23,6 +23,7 @@ the reason, and nbgrader goes on with the student's other notebooks (stock nbgra
 
 from __future__ import annotations
 
+import fcntl
 import hmac
 import json
 import os
@@ -39,7 +40,7 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
-from nbgrader.preprocessors import Execute
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, Integer, Unicode
 
@@ -178,6 +179,32 @@ class SandboxCommand:
         self._dirs.add(path)
 
 
+class UidLease:
+    """An unprivileged uid for one kernel, unique among the kernels running on this machine (when grading as root).
+
+    Per-user limits such as RLIMIT_NPROC count every process of a uid, so kernels that shared one would share a
+    single process budget: a fork bomb in one would stop a classmate's kernel, graded next to it, from starting a
+    thread. Each kernel holds an flock on its uid's file for as long as it runs."""
+
+    LOCKS = Path(tempfile.gettempdir()) / "rnncourse-sandbox-uids"
+
+    def __init__(self, first: int, count: int = 4096):
+        self.LOCKS.mkdir(mode=0o700, exist_ok=True)
+        for uid in range(first, first + count):
+            handle = open(self.LOCKS / str(uid), "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            self.uid, self._handle = uid, handle
+            return
+        raise SandboxUnavailable(f"no free sandbox uid in {first}..{first + count - 1}")
+
+    def release(self) -> None:
+        self._handle.close()
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel starts under bwrap and talks over Unix sockets (there is no network inside).
 
@@ -186,6 +213,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     executor: SandboxedExecute | None = None
     run_dir: Path | None = None
     secret: bytes = b""
+    uid_lease: UidLease | None = None
 
     async def _async_pre_start_kernel(self, **kw):
         executor = self.executor
@@ -206,7 +234,10 @@ class SandboxedKernelManager(AsyncKernelManager):
             raise SandboxUnavailable(f"The sandbox starts IPython kernels only; the kernel command was {cmd}.")
         python, kernel_args = cmd[0], cmd[cmd.index("ipykernel_launcher") + 1:]
 
-        uid = executor.sandbox_uid if os.geteuid() == 0 else None
+        uid = None
+        if os.geteuid() == 0:
+            self.uid_lease = UidLease(executor.sandbox_uid_base)
+            uid = self.uid_lease.uid
         os.chmod(self.connection_file, 0o644)
         if uid is not None:
             for path in (ipc, work, home, *work.rglob("*")):
@@ -260,6 +291,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self.run_dir = None
+        if self.uid_lease is not None:
+            self.uid_lease.release()
+            self.uid_lease = None
 
     def exit_description(self) -> str:
         """Why the kernel process ended, in words, from bwrap's exit status (the kernel's own)."""
@@ -313,7 +347,7 @@ def _seed_matplotlib_cache(config_dir: Path, uid: int | None) -> None:
 def check_sandbox_works(python: str = sys.executable) -> None:
     """Run a trivial command in a sandbox like the kernels' (raises SandboxUnavailable with the reason)."""
     bwrap_cmd = bwrap()
-    uid = 65534 if os.geteuid() == 0 else None
+    uid = 65534 if os.geteuid() == 0 else None  # nobody, for this one-line check
     sandbox = SandboxCommand(uid, 16 << 20)
     for path in _read_only_paths(python):
         sandbox.bind("--ro-bind", path)
@@ -327,6 +361,17 @@ def check_sandbox_works(python: str = sys.executable) -> None:
                                  f"{SANDBOX_ROOT_HINT}")
 
 
+class RemoveEmptyGradeMetadata(NbGraderPreprocessor):
+    """Sanitize step after nbgrader's DeduplicateIds, which empties the nbgrader metadata of a duplicated cell but
+    leaves the empty dict, on which OverwriteCells.add_missing_cells then fails and nbgrader drops the student's
+    whole assignment. A duplicated graded cell thus becomes an ordinary cell, and the last copy is graded."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.metadata.get("nbgrader") == {}:
+            del cell.metadata["nbgrader"]
+        return cell, resources
+
+
 class SandboxedExecute(Execute):
     """nbgrader's Execute step with every kernel in a sandbox, and a notebook that breaks its kernel graded alone."""
 
@@ -336,16 +381,18 @@ class SandboxedExecute(Execute):
                                          "fails with MemoryError in the cell that made it.").tag(config=True)
     cpu_time_limit_s = Integer(900, help="CPU seconds one notebook's kernel may use; past it the kernel is "
                                          "stopped and the rest of the notebook is not run.").tag(config=True)
-    process_limit = Integer(256, help="Processes and threads the sandbox user may start, beyond those it already "
-                                      "runs (RLIMIT_NPROC).").tag(config=True)
+    process_limit = Integer(256, help="Processes and threads a kernel may run (RLIMIT_NPROC; when not grading as "
+                                      "root, beyond those the grader's user already runs).").tag(config=True)
     file_size_limit_mb = Integer(512, help="Largest file the kernel may write, in MiB.").tag(config=True)
     tmp_limit_mb = Integer(512, help="Size of the kernel's private /tmp and /dev/shm, in MiB.").tag(config=True)
     notebook_time_limit_s = Integer(1200, help="Wall-clock seconds for a whole notebook; cells not started by "
                                                "then are marked not run.").tag(config=True)
     max_output_bytes = Integer(2_000_000, help="Output kept per cell, in bytes; a flood beyond it is dropped "
                                                "while it arrives.").tag(config=True)
-    sandbox_uid = Integer(65534, help="When grading as root, the unprivileged user the kernel runs as "
-                                      "(default: nobody).").tag(config=True)
+    sandbox_uid_base = Integer(200000, help="When grading as root, kernels run as unprivileged uids from this one "
+                                            "up, one uid per running kernel (no account needed).").tag(config=True)
+    max_timeouts_in_a_row = Integer(2, help="Consecutive cells that time out before the kernel is taken as broken "
+                                            "and stopped (the rest of its notebook is not run).").tag(config=True)
     run_root = Unicode("", help="Where the kernels' private folders are made (default: the system's temp "
                                 "dir).").tag(config=True)
 
@@ -372,6 +419,7 @@ class SandboxedExecute(Execute):
         self._started = time.monotonic()
         self._output_bytes: dict[int, int] = {}
         self._dropped_bytes: dict[int, int] = {}
+        self._timeouts_in_a_row = 0
         return super().preprocess(nb, resources, km)
 
     def preprocess_cell(self, cell, resources, index):
@@ -396,6 +444,20 @@ class SandboxedExecute(Execute):
             cell.outputs.append(_error("CellTimeoutError", f"This cell ran past its {self.timeout} s time limit "
                                                            f"and did not stop when interrupted; its kernel was "
                                                            f"stopped and the rest of this notebook was not run."))
+        except Exception as exc:  # noqa: BLE001 -- the kernel is the student's: it may send anything, or garbage
+            self._kill_kernel()
+            self._stop(f"the kernel sent something the grader could not read in cell {index + 1} "
+                       f"({type(exc).__name__}), so it was stopped")
+            cell.outputs.append(_error(KERNEL_DIED, f"The grader could not read the kernel's answer to this cell "
+                                                    f"({type(exc).__name__}: {str(exc)[:200]}); the kernel was "
+                                                    f"stopped and the rest of this notebook was not run."))
+        else:
+            timed_out = any(o.get("ename") == "CellTimeoutError" for o in cell.outputs)
+            self._timeouts_in_a_row = self._timeouts_in_a_row + 1 if timed_out else 0
+            if self._timeouts_in_a_row >= self.max_timeouts_in_a_row:
+                self._kill_kernel()  # it answers nothing any more: every later cell would time out as well
+                self._stop(f"{self._timeouts_in_a_row} cells in a row, up to cell {index + 1}, timed out, so the "
+                           f"kernel was stopped")
         self._note_dropped_output(cell, index)
         if self.sandbox:
             self._verify_receipts(cell)

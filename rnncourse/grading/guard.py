@@ -65,6 +65,10 @@ class _Guard:
         changed = []
         for owner, record in self._records:
             current = vars(owner)
+            if isinstance(owner, type):  # a new entry on a class shadows what its bases define (Tensor.abs = ...)
+                for name in [n for n in current if n not in record]:
+                    changed.append(f"{_label(owner)}.{name}")
+                    _restore(owner, name, _MISSING)
             for name, original in record.items():
                 now = current.get(name, _MISSING)
                 if now is original:
