@@ -157,6 +157,12 @@ def _grow():
 _grow()
 '''
 
+SHOW_LIMITS = '''
+import os, resource
+print("LIMITS", {name: resource.getrlimit(getattr(resource, name))[0]
+                 for name in ("RLIMIT_DATA", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_FSIZE")}, "UID", os.getuid())
+'''
+
 LOOP_IGNORING_INTERRUPT = '''
 import signal
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -309,6 +315,8 @@ ATTACKS = [
     Attack("fork_many", "fork many processes", solved_plus("task_alignment", FORK_MANY), _full(), at_most=True),
     Attack("eat_memory", "allocate past the memory limit", solved_plus("rnn_step", EAT_MEMORY), _full(),
            notes=("out of memory in rnn_step",)),
+    Attack("show_limits", "print the kernel's limits and user (checked against the configuration)",
+           solved_plus("task_alignment", SHOW_LIMITS), _full()),
     Attack("endless_loop", "infinite loop (interrupted at the time limit)",
            solved_plus("rnn_step", "while True:\n    pass"), _full(), notes=("timed out in rnn_step",)),
     Attack("loop_ignoring_interrupt", "infinite loop that ignores the interrupt",

@@ -229,6 +229,22 @@ def test_fork_is_limited_and_every_process_is_gone(attacked):
     assert left == []
 
 
+def test_kernels_run_unprivileged_with_the_configured_limits(attacked):
+    """FASTER_LIMITS sets the memory limit to 2048 MiB; the rest are SandboxedExecute's defaults."""
+    shown = re.search(r"LIMITS (\{.*?\}) UID (\d+)", _outputs(attacked.path, "x_show_limits"))
+    assert shown, _outputs(attacked.path, "x_show_limits")[-2000:]
+    limits, uid = eval(shown.group(1)), int(shown.group(2))  # noqa: S307 -- a dict of ints the test itself printed
+    defaults = sandbox.SandboxedExecute
+    assert limits["RLIMIT_DATA"] == 2048 << 20
+    assert limits["RLIMIT_CPU"] == defaults.cpu_time_limit_s.default_value
+    assert limits["RLIMIT_FSIZE"] == defaults.file_size_limit_mb.default_value << 20
+    if os.geteuid() == 0:  # a uid of its own, whose process budget is the configured one
+        assert uid >= defaults.sandbox_uid_base.default_value
+        assert limits["RLIMIT_NPROC"] == defaults.process_limit.default_value
+    else:
+        assert uid == os.geteuid()
+
+
 def test_flooded_output_is_bounded(attacked):
     size = autograded_notebook(attacked.path, "x_flood_output", NB01).stat().st_size
     assert size < 5_000_000
