@@ -63,7 +63,7 @@ scores: $(STAMP)
 lab: $(STAMP)
 	cd release/$(ASSIGNMENT) && $(RUN) $(BIN)/jupyter lab
 
-# Timing figures (notebook run time, autograde time per submission); prints, asserts nothing.
+# Timing figures (notebook run time, autograde time per submission, sandbox overhead); prints, asserts nothing.
 bench: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python benchmarks/autograde_timing.py
 

@@ -48,8 +48,8 @@ c.Autograde.autograde_preprocessors = [
 """
 
 
-def time_autograde(k: int, workdir: Path, name: str, extra_config: str = "") -> tuple[float, bool]:
-    """Autograde k full-solution submissions of every notebook; also say whether all got full marks."""
+def make_course(k: int, workdir: Path, name: str, extra_config: str = "") -> Path:
+    """A course with k full-solution submissions of every notebook, generated and ready to autograde."""
     course = workdir / name
     course.mkdir()
     shutil.copy(repo_root() / "nbgrader_config.py", course)
@@ -62,15 +62,21 @@ def time_autograde(k: int, workdir: Path, name: str, extra_config: str = "") -> 
                  for nb in NOTEBOOKS}
     for i in range(k):
         submissions.write_submission(course, f"student{i:03d}", handed_in)
+    return course
+
+
+def time_autograde(course: Path, k: int) -> tuple[float, bool]:
+    """Autograde the course's submissions (again: --force); also say whether all got full marks."""
     result = pipeline.autograde(course, n_submissions=k)
     assert result.ok, result.log.read_text()[-2000:]
-    full = {nb: notebooks.points(sources[nb]) for nb in NOTEBOOKS}
+    full = {nb: notebooks.points(notebooks.read(source_notebook(course, nb))) for nb in NOTEBOOKS}
     return result.seconds, all(by_nb == full for by_nb in report.scores_by_cell(course).values())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--submissions", type=int, default=4)
+    parser.add_argument("--submissions", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="autograde runs per variant, alternating the order")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as the graders' kernels run (rnncourse.course.tool_env)
     print(f"machine: {os.cpu_count()} CPU cores")
@@ -81,16 +87,23 @@ def main() -> None:
             print(f"{name}: runs in {seconds:.1f} s, slowest cell {slowest:.1f} s ({cell_id}) "
                   f"(source notebook, all cells and hidden tests, fresh kernel)")
         k, n = args.submissions, args.submissions * len(NOTEBOOKS)
-        stock, stock_full = time_autograde(k, tmp, "stock", STOCK_EXECUTE)
-        sandboxed, full = time_autograde(k, tmp, "sandboxed")
-        for label, seconds, all_full in (("stock nbgrader (no sandbox)", stock, stock_full),
-                                         ("sandboxed (course config)", sandboxed, full)):
+        courses = {"stock nbgrader (no sandbox)": make_course(k, tmp, "stock", STOCK_EXECUTE),
+                   "sandboxed (course config)": make_course(k, tmp, "sandboxed")}
+        seconds, all_full = {label: [] for label in courses}, {label: True for label in courses}
+        for round_ in range(args.rounds):  # alternate which goes first, so warm caches favour neither
+            for label in (list(courses) if round_ % 2 == 0 else list(courses)[::-1]):
+                took, full = time_autograde(courses[label], k)
+                seconds[label].append(took)
+                all_full[label] &= full
+        mean = {label: sum(times) / len(times) for label, times in seconds.items()}
+        for label in courses:
             print(f"nbgrader autograde, {label}: {k} full-solution submissions of {len(NOTEBOOKS)} notebooks in "
-                  f"{seconds:.1f} s, {seconds / k:.1f} s per submission (serial, one nbgrader process)"
-                  f"{'' if all_full else '  [WARNING: not all full marks]'}")
+                  f"{mean[label]:.1f} s (mean of {args.rounds} runs: {', '.join(f'{t:.1f}' for t in seconds[label])}"
+                  f"), {mean[label] / k:.1f} s per submission (serial, one nbgrader process)"
+                  f"{'' if all_full[label] else '  [WARNING: not all full marks]'}")
+        stock, sandboxed = mean.values()
         print(f"sandbox overhead: {(sandboxed - stock) / n:+.2f} s per notebook ({sandboxed / stock - 1:+.1%} of "
               f"stock's wall time), same {n} notebooks, same run")
-
 
 if __name__ == "__main__":
     main()
