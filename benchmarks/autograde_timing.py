@@ -20,6 +20,7 @@ from nbclient import NotebookClient
 
 from rnncourse import notebooks, pipeline, report, submissions
 from rnncourse.course import NOTEBOOKS, release_notebook, repo_root, source_notebook
+from rnncourse.sandbox import STOCK_AUTOGRADE_CONFIG
 
 
 def time_notebook(path: Path, workdir: Path) -> tuple[float, float, str]:
@@ -36,16 +37,6 @@ def time_notebook(path: Path, workdir: Path) -> tuple[float, float, str]:
     client.execute()
     slowest = max(took, key=took.get)
     return time.monotonic() - start, took[slowest], nb.cells[slowest].get("id", str(slowest))
-
-
-# nbgrader's own autograde steps: its Execute, no sandbox.
-STOCK_EXECUTE = """
-c.Autograde.autograde_preprocessors = [
-    "nbgrader.preprocessors.Execute", "nbgrader.preprocessors.IgnorePattern",
-    "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
-    "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
-    "nbgrader.preprocessors.CheckCellMetadata"]
-"""
 
 
 def make_course(k: int, workdir: Path, name: str, extra_config: str = "") -> Path:
@@ -87,7 +78,7 @@ def main() -> None:
             print(f"{name}: runs in {seconds:.1f} s, slowest cell {slowest:.1f} s ({cell_id}) "
                   f"(source notebook, all cells and hidden tests, fresh kernel)")
         k, n = args.submissions, args.submissions * len(NOTEBOOKS)
-        courses = {"stock nbgrader (no sandbox)": make_course(k, tmp, "stock", STOCK_EXECUTE),
+        courses = {"stock nbgrader (no sandbox)": make_course(k, tmp, "stock", STOCK_AUTOGRADE_CONFIG),
                    "sandboxed (course config)": make_course(k, tmp, "sandboxed")}
         seconds, all_full = {label: [] for label in courses}, {label: True for label in courses}
         for round_ in range(args.rounds):  # alternate which goes first, so warm caches favour neither

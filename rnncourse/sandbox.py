@@ -96,6 +96,17 @@ _app.start()
 '''
 
 
+# nbgrader's own autograde steps (its Execute, no sandbox), as config lines: what the benchmark and the tests compare
+# the sandbox with.
+STOCK_AUTOGRADE_CONFIG = """
+c.Autograde.autograde_preprocessors = [
+    "nbgrader.preprocessors.Execute", "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata"]
+"""
+
+
 class SandboxUnavailable(RuntimeError):
     """bwrap is missing or cannot create namespaces here."""
 

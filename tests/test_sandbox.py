@@ -38,17 +38,6 @@ FASTER_LIMITS = """
 c.Execute.timeout = 15
 c.SandboxedExecute.memory_limit_mb = 2048
 """
-# nbgrader's own autograde steps: its Execute, no sandbox.
-STOCK = """
-# tests/test_sandbox.py: stock nbgrader, for comparison
-c.Autograde.autograde_preprocessors = [
-    "nbgrader.preprocessors.Execute", "nbgrader.preprocessors.IgnorePattern",
-    "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
-    "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
-    "nbgrader.preprocessors.CheckCellMetadata"]
-"""
-
-
 class ConnectionCounter:
     """A TCP server on the grader's loopback that counts who connects."""
 
@@ -148,7 +137,7 @@ def _attacked_course(course: Path) -> AttackedCourse:
 
 def _stock_course(course: Path) -> dict:
     with open(course / "nbgrader_config.py", "a") as config:
-        config.write(STOCK)
+        config.write(sandbox.STOCK_AUTOGRADE_CONFIG)
     assert pipeline.generate(course).ok
     hand_in(course, ATTACKS_BY_NAME["steal_solutions"], port=9, secret_file=course / "none")
     pipeline.autograde(course, quiet=True)
