@@ -46,7 +46,7 @@ from traitlets import Bool, Integer, Unicode
 
 from .grading.guard import RECEIPT_MIME, receipt_mac
 
-SANDBOX_ROOT_HINT = (
+SANDBOX_HINT = (
     "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; `make venv` does it when run as root) on a "
     "kernel with unprivileged user namespaces (`sysctl kernel.unprivileged_userns_clone=1` where that knob exists), "
     "or, knowing that student code then runs with your file access, set c.SandboxedExecute.sandbox = False.")
@@ -115,7 +115,7 @@ def bwrap() -> str:
     path = shutil.which("bwrap")
     if path is None:
         raise SandboxUnavailable(f"The grading sandbox needs bubblewrap (`bwrap`), which is not installed. "
-                                 f"{SANDBOX_ROOT_HINT}")
+                                 f"{SANDBOX_HINT}")
     return path
 
 
@@ -369,7 +369,7 @@ def check_sandbox_works(python: str = sys.executable) -> None:
                           timeout=60)
     if proc.returncode != 0 or "sandbox ok" not in proc.stdout:
         raise SandboxUnavailable(f"{bwrap_cmd} could not start a sandbox here: {proc.stderr.strip()[:500]}. "
-                                 f"{SANDBOX_ROOT_HINT}")
+                                 f"{SANDBOX_HINT}")
 
 
 class RemoveEmptyGradeMetadata(NbGraderPreprocessor):
