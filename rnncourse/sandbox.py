@@ -159,6 +159,7 @@ class SandboxCommand:
     """The bwrap command line for one kernel: binds, namespaces, environment."""
 
     def __init__(self, uid: int | None, tmp_bytes: int):
+        self.uid = uid
         self.args = [bwrap(), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                      "--unshare-cgroup-try", "--hostname", "grader", "--die-with-parent", "--new-session",
                      "--clearenv"]
@@ -188,6 +189,18 @@ class SandboxCommand:
         self.parents(path)
         self.args += [option, path, path]
         self._dirs.add(path)
+
+    def bind_python(self, python: str) -> None:
+        for path in _read_only_paths(python):
+            self.bind("--ro-bind", path)
+
+    def command(self, workdir: str, *argv: str) -> list[str]:
+        """The whole command line: start in `workdir`, and as root drop to the sandbox's uid before running argv."""
+        drop = []
+        if self.uid is not None:
+            drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--inh-caps=-all",
+                    "--bounding-set=-all", "--no-new-privs", "--"]
+        return [*self.args, "--chdir", workdir, "--", *drop, *argv]
 
 
 class UidLease:
@@ -253,11 +266,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         if uid is not None:
             for path in (ipc, work, home, *work.rglob("*")):
                 os.chown(path, uid, uid)
-        gpu = os.path.exists("/dev/nvidiactl")
         sandbox = SandboxCommand(uid, executor.tmp_limit_mb << 20)
-        for path in _read_only_paths(python):
-            sandbox.bind("--ro-bind", path)
-        if gpu:
+        sandbox.bind_python(python)
+        if os.path.exists("/dev/nvidiactl"):
             for device in sorted(Path("/dev").glob("nvidia*")):
                 sandbox.args += ["--dev-bind", str(device), str(device)]
             sandbox.bind("--ro-bind", "/sys")
@@ -274,10 +285,6 @@ class SandboxedKernelManager(AsyncKernelManager):
                 env[name] = outside_env[name]
         for name, value in env.items():
             sandbox.args += ["--setenv", name, value]
-        sandbox.args += ["--chdir", str(work), "--"]
-        if uid is not None:
-            sandbox.args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-                             "--bounding-set=-all", "--no-new-privs", "--"]
         _seed_matplotlib_cache(home / ".matplotlib", uid)
 
         limits = executor.rlimits(uid if uid is not None else os.geteuid())
@@ -287,7 +294,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         payload.seek(0)
         kw["stdin"] = payload
         kw["preexec_fn"] = _ignore_sigint
-        return sandbox.args + [python, "-c", LAUNCHER, *kernel_args], kw
+        return sandbox.command(str(work), python, "-c", LAUNCHER, *kernel_args), kw
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         payload = kw.get("stdin")
@@ -360,13 +367,9 @@ def check_sandbox_works(python: str = sys.executable) -> None:
     bwrap_cmd = bwrap()
     uid = 65534 if os.geteuid() == 0 else None  # nobody, for this one-line check
     sandbox = SandboxCommand(uid, 16 << 20)
-    for path in _read_only_paths(python):
-        sandbox.bind("--ro-bind", path)
-    sandbox.args += ["--chdir", "/tmp", "--"]
-    if uid is not None:
-        sandbox.args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
-    proc = subprocess.run(sandbox.args + [python, "-c", "print('sandbox ok')"], capture_output=True, text=True,
-                          timeout=60)
+    sandbox.bind_python(python)
+    proc = subprocess.run(sandbox.command("/tmp", python, "-c", "print('sandbox ok')"), capture_output=True,
+                          text=True, timeout=60)
     if proc.returncode != 0 or "sandbox ok" not in proc.stdout:
         raise SandboxUnavailable(f"{bwrap_cmd} could not start a sandbox here: {proc.stderr.strip()[:500]}. "
                                  f"{SANDBOX_HINT}")

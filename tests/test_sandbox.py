@@ -270,8 +270,8 @@ def test_sandbox_also_works_without_root_in_a_user_namespace():
              "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
              "except OSError:\n    print('no network')\n"
              "print('uid', os.getuid(), 'sees', sorted(os.listdir('/')))")
-    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command.args,
-                           "--chdir", "/tmp", "--", "/usr/bin/python3", "-c", probe],
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           *command.command("/tmp", "/usr/bin/python3", "-c", probe)],
                           capture_output=True, text=True, timeout=120, cwd="/tmp")
     assert "no network" in proc.stdout, proc.stderr[-2000:]
     assert "'root'" not in proc.stdout and "'work'" not in proc.stdout and "uid 65534" in proc.stdout, proc.stdout
