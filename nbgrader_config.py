@@ -64,3 +64,11 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+
+# Late work (the homework policy): each started day late costs 10% of the score, and work more than 3 days late
+# scores 0 (rnncourse/latepenalty.py; nbgrader itself offers only "none" and "zero"). The due date lives in the
+# gradebook: `nbgrader db assignment add section09 --duedate="2026-11-20 17:00:00 UTC"` (the demo sets it).
+c.AssignLatePenalties.plugin_class = "rnncourse.latepenalty.LatePenalty"
+c.LatePenalty.unit = "day"
+c.LatePenalty.penalty_per_unit = 0.10
+c.LatePenalty.cutoff_units = 3

@@ -9,6 +9,8 @@ from pathlib import Path
 ASSIGNMENT = "section09"
 # The assignment's notebooks in teaching order.
 NOTEBOOKS = ["01_rnn_unrolling", "02_lstm_gates", "03_pytorch_walkthrough"]
+# The demo's due date, as nbgrader's `db assignment add --duedate` takes it; late work is penalised from here on.
+DEMO_DUE_DATE = "2026-11-20 17:00:00 UTC"
 
 
 def repo_root() -> Path:
