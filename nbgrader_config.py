@@ -72,3 +72,7 @@ c.AssignLatePenalties.plugin_class = "rnncourse.latepenalty.LatePenalty"
 c.LatePenalty.unit = "day"
 c.LatePenalty.penalty_per_unit = 0.10
 c.LatePenalty.cutoff_units = 3
+
+# `nbgrader export` writes nbgrader's grades CSV plus one column per test cell and a notes column (late, not graded,
+# timed out, ...): rnncourse/classreport.py.
+c.ExportApp.plugin_class = "rnncourse.classreport.GradesWithTestsExport"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .course import ASSIGNMENT, NOTEBOOKS, tool_env
+from .course import ASSIGNMENT, NOTEBOOKS, course_config, tool_env
 
 SQLITE_WAIT_MS = 10 * 60 * 1000  # how long a worker waits for SQLite's write lock before giving up
 
@@ -80,24 +80,6 @@ def _serialise_sqlite_writers() -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     _serialise_sqlite_writers.done = True
-
-
-def course_config(course_dir: Path, db_url: str | None = None):
-    """The course's nbgrader configuration, as `nbgrader` run in course_dir would load it."""
-    from jupyter_core.paths import jupyter_config_path
-    from traitlets.config import Config, PyFileConfigLoader
-    from traitlets.config.loader import ConfigFileNotFound
-
-    config = Config()
-    for folder in [*reversed(jupyter_config_path()), str(course_dir)]:
-        try:
-            config.merge(PyFileConfigLoader("nbgrader_config.py", path=folder).load_config())
-        except ConfigFileNotFound:
-            pass
-    config.CourseDirectory.root = str(course_dir)
-    if db_url:
-        config.CourseDirectory.db_url = db_url
-    return config
 
 
 def _api(course_dir: str, db_url: str | None):

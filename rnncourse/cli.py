@@ -1,26 +1,30 @@
 """`python -m rnncourse <command>`: the instructor's steps, run in the course directory (default: current one).
 
-    demo         all of it: reset the demo state, generate, submissions, autograde, feedback, export, scores
+    demo         all of it: reset the demo state, generate (+ due date), submissions, autograde, feedback, export,
+                 reports, scores
     generate     nbgrader generate_assignment (source/ -> release/ and the gradebook)
     submissions  write the demo students' submissions into submitted/
-    autograde    nbgrader autograde, with a progress bar
+    autograde    grade the class in parallel (--workers N, or a Dask cluster with --scheduler ADDRESS), a progress
+                 bar and one line per student; --serial runs stock `nbgrader autograde` instead
     feedback     nbgrader generate_feedback (hidden-test code stripped, messages kept)
-    export       nbgrader export to grades.csv
+    export       nbgrader export to grades.csv (with a column per test)
+    reports      reports/: score histogram, per-test pass rates, a one-screen summary
     scores       print the per-student, per-notebook score table from the gradebook
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from . import pipeline, report, sandbox, submissions
-from .course import ASSIGNMENT
+from . import classgrade, classreport, pipeline, report, sandbox, submissions
+from .course import ASSIGNMENT, DEMO_DUE_DATE
 
-DEMO_OUTPUTS = ("submitted", "feedback", "logs", "gradebook.db", "grades.csv")
+DEMO_OUTPUTS = ("submitted", "feedback", "logs", "reports", "gradebook.db", "grades.csv")
 
 
 def reset_demo(course_dir: Path) -> None:
@@ -53,44 +57,76 @@ def check_sandbox() -> None:
         raise SystemExit(f"autograde refused: {problem}") from None
 
 
-def demo(course_dir: Path) -> int:
+def grade_class(course_dir: Path, workers: int | None = None, scheduler: str | None = None,
+                students: str = "*") -> list[classgrade.StudentOutcome]:
+    where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers or os.cpu_count()} local workers"
+    start = time.monotonic()
+    outcomes = classgrade.grade(course_dir, workers=workers, scheduler=scheduler,
+                                students=classgrade.submitted_students(course_dir, students))
+    not_graded = [o.student for o in outcomes if not o.graded]
+    print(f"  autograde: {len(outcomes) - len(not_graded)} of {len(outcomes)} students graded on {where} in "
+          f"{time.monotonic() - start:.1f} s (logs: {course_dir / 'logs' / 'autograde'})"
+          + (f"; NOT graded: {', '.join(not_graded)}" if not_graded else ""))
+    return outcomes
+
+
+def demo(course_dir: Path, workers: int | None = None) -> int:
     start = time.monotonic()
     print(f"Instructor demo in {course_dir}\n")
     check_sandbox()
     reset_demo(course_dir)
-    print("1. generate the release from source/")
+    print("1. generate the release from source/, and set the due date")
     _check(pipeline.generate(course_dir))
+    _check(pipeline.set_due_date(course_dir, DEMO_DUE_DATE))
+    print(f"  due {DEMO_DUE_DATE}; late work: {late_policy(course_dir)}")
     print("2. write demo submissions into submitted/")
     students = submissions.write_demo_submissions(course_dir)
     for student in students:
         print(f"  {student:18s} {submissions.DEMO_STUDENTS[student][0]}")
-    print("3. autograde every submission (real kernels, each in its own sandbox; the endless loop costs its cell's "
-          "time limit)")
-    # A submission nbgrader could not grade makes it exit non-zero after grading the rest; the table says which.
-    _check(pipeline.autograde(course_dir, n_submissions=len(students)), must_succeed=False)
+    print("3. autograde the class in parallel (real kernels, each in its own sandbox; the endless loop costs its "
+          "cell's time limit)")
+    grade_class(course_dir, workers)
     print("4. generate feedback")
     _check(pipeline.feedback(course_dir))
     print("5. export grades")
     _check(pipeline.export(course_dir))
-    print(f"  grades: {course_dir / 'grades.csv'}   feedback: {course_dir / 'feedback'}\n")
+    print(f"  grades: {course_dir / 'grades.csv'}   feedback: {course_dir / 'feedback'}")
+    print("6. reports\n")
+    print(classreport.write_reports(course_dir)[0] + "\n")
     print(report.format_tables(report.collect(course_dir)))
     print(f"\nDemo finished in {time.monotonic() - start:.0f} s.")
     return 0
+
+
+def late_policy(course_dir: Path) -> str:
+    from .course import course_config
+    from .latepenalty import LatePenalty
+    return LatePenalty(config=course_config(course_dir)).describe(ASSIGNMENT)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rnncourse", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["demo", "generate", "submissions", "autograde", "feedback", "export",
-                                            "scores"])
+                                            "reports", "scores"])
     parser.add_argument("--course-dir", type=Path, default=Path.cwd(),
                         help="the nbgrader course directory (default: the current directory)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="autograde: local worker processes (default: one per core)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="autograde: grade on a running Dask cluster, e.g. tcp://10.0.0.5:8786 (workers need the "
+                             "course directory at the same path and the gradebook's db_url)")
+    parser.add_argument("--student", default="*", help="autograde: only the students matching this glob")
+    parser.add_argument("--serial", action="store_true",
+                        help="autograde: stock `nbgrader autograde`, one notebook at a time (for comparison)")
     args = parser.parse_args(argv)
     course_dir = args.course_dir.resolve()
     if not (course_dir / "nbgrader_config.py").exists():
         parser.error(f"{course_dir} is not a course directory (no nbgrader_config.py)")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.command == "demo":
-        return demo(course_dir)
+        return demo(course_dir, args.workers)
     if args.command == "generate":
         try:
             _check(pipeline.generate(course_dir))
@@ -100,12 +136,18 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(submissions.write_demo_submissions(course_dir)))
     elif args.command == "autograde":
         check_sandbox()
-        n = len(list((course_dir / "submitted").glob(f"*/{ASSIGNMENT}")))
-        _check(pipeline.autograde(course_dir, n_submissions=n), must_succeed=False)
+        if args.serial:
+            n = len(classgrade.submitted_students(course_dir, args.student))
+            _check(pipeline.autograde(course_dir, n_submissions=n, students=args.student), must_succeed=False)
+        else:
+            outcomes = grade_class(course_dir, args.workers, args.scheduler, args.student)
+            return 0 if all(o.graded for o in outcomes) else 1
     elif args.command == "feedback":
         _check(pipeline.feedback(course_dir))
     elif args.command == "export":
         _check(pipeline.export(course_dir))
+    elif args.command == "reports":
+        print(classreport.write_reports(course_dir)[0])
     elif args.command == "scores":
         print(report.format_tables(report.collect(course_dir)))
     return 0

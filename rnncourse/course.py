@@ -30,6 +30,32 @@ def tool_env(extra: dict | None = None) -> dict:
     return env
 
 
+def course_config(course_dir: Path, db_url: str | None = None):
+    """The course's nbgrader configuration, loaded as `nbgrader` run in course_dir loads it (Jupyter's config
+    folders, then the course's nbgrader_config.py)."""
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config import Config, PyFileConfigLoader
+    from traitlets.config.loader import ConfigFileNotFound
+
+    config = Config()
+    for folder in [*reversed(jupyter_config_path()), str(course_dir)]:
+        try:
+            config.merge(PyFileConfigLoader("nbgrader_config.py", path=folder).load_config())
+        except ConfigFileNotFound:
+            pass
+    config.CourseDirectory.root = str(Path(course_dir).resolve())
+    if db_url:
+        config.CourseDirectory.db_url = db_url
+    return config
+
+
+def gradebook_url(course_dir: Path) -> str:
+    """The gradebook's database URL: nbgrader_config.py's CourseDirectory.db_url, else nbgrader's default SQLite
+    file in the course directory."""
+    configured = course_config(course_dir).CourseDirectory.get("db_url")
+    return configured or f"sqlite:///{Path(course_dir).resolve() / 'gradebook.db'}"
+
+
 def bin_path(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 from tqdm import tqdm
 
-from .course import ASSIGNMENT, bin_path, tool_env
+from .course import ASSIGNMENT, bin_path, gradebook_url, tool_env
 
 # nbgrader logs this once per submission, when it has written the graded copy.
 _SUBMISSION_DONE = re.compile(r"Setting destination file permissions")
@@ -63,11 +63,11 @@ class GradebookHasSubmissions(Exception):
 def check_generate_allowed(course_dir: Path) -> None:
     """nbgrader refuses to add or remove an assignment's notebooks once it has submissions, but only after it has
     deleted the old release/. Refuse first, with the way out, so nothing is lost."""
-    db = Path(course_dir) / "gradebook.db"
-    if not db.exists():
+    url = gradebook_url(course_dir)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return
     source = {p.stem for p in (Path(course_dir) / "source" / ASSIGNMENT).glob("*.ipynb")}
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{db.resolve()}") as gb:
+    with warnings.catch_warnings(), Gradebook(url) as gb:
         warnings.simplefilter("ignore")  # SQLAlchemy warnings about nbgrader's session use
         try:
             assignment = gb.find_assignment(ASSIGNMENT)
@@ -82,6 +82,12 @@ def check_generate_allowed(course_dir: Path) -> None:
                 f"`make clean-demo` first; otherwise create a new assignment for the new notebooks.")
 
 
+def set_due_date(course_dir: Path, due: str) -> StepResult:
+    """Record the assignment's due date in the gradebook (nbgrader's own `db assignment add`); late penalties count
+    from it."""
+    return nbgrader(course_dir, "db", "assignment", "add", ASSIGNMENT, f"--duedate={due}", log_name="due-date")
+
+
 def generate(course_dir: Path) -> StepResult:
     check_generate_allowed(course_dir)
     return nbgrader(course_dir, "generate_assignment", ASSIGNMENT, "--force")
@@ -89,8 +95,8 @@ def generate(course_dir: Path) -> StepResult:
 
 def autograde(course_dir: Path, n_submissions: int | None = None, quiet: bool = False,
               students: str | None = None) -> StepResult:
-    """Autograde every submission (or the students matching the glob `students`), kernels sandboxed as
-    nbgrader_config.py says. A notebook nbgrader cannot grade at all (an invalid file) makes it drop the student's
+    """Stock serial `nbgrader autograde` of every submission (or the students matching the glob `students`), kernels
+    sandboxed as nbgrader_config.py says; the parallel class-scale runner is rnncourse.classgrade. A notebook nbgrader cannot grade at all (an invalid file) makes it drop the student's
     whole assignment; those students' other notebooks are then graded one by one, so the bad notebook costs only
     its own points. A non-zero exit means something could not be graded; the report says what."""
     selection = [f"--student={students}"] if students else []

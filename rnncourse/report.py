@@ -10,7 +10,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from . import notebooks, sandbox
-from .course import ASSIGNMENT, autograded_notebook, release_notebook, source_notebook, submitted_dir
+from .course import ASSIGNMENT, autograded_notebook, gradebook_url, release_notebook, source_notebook, submitted_dir
 
 # Errors worth a note to the instructor, by the name nbgrader or Python gives them. Failed tests are not notes:
 # the per-function table already shows them.
@@ -33,10 +33,13 @@ class NotebookResult:
     max_score: float
     cells: dict = field(default_factory=dict)  # grade id of each test cell -> score
     notes: list = field(default_factory=list)
+    cell_max: dict = field(default_factory=dict)  # grade id of each test cell -> its points
+    late_penalty: float = 0.0  # points nbgrader's late-penalty plugin took from this notebook
+    seconds_late: float = 0.0
 
-
-def gradebook_url(course_dir: Path) -> str:
-    return f"sqlite:///{Path(course_dir).resolve() / 'gradebook.db'}"
+    @property
+    def final_score(self) -> float:
+        return max(0.0, self.score - self.late_penalty)
 
 
 def collect(course_dir: Path) -> list[NotebookResult]:
@@ -52,8 +55,12 @@ def collect(course_dir: Path) -> list[NotebookResult]:
                     submitted = gb.find_submission_notebook(name, ASSIGNMENT, student)
                 except MissingEntry:
                     continue  # this student handed in nothing for the assignment
-                result = NotebookResult(student, name, submitted.score, submitted.max_score)
-                scores = {g.name: g.score for g in submitted.grades if g.cell_type == "code"}
+                result = NotebookResult(student, name, submitted.score, submitted.max_score,
+                                        late_penalty=submitted.late_submission_penalty or 0.0,
+                                        seconds_late=submitted.assignment.total_seconds_late)
+                code_grades = [g for g in submitted.grades if g.cell_type == "code"]
+                scores = {g.name: g.score for g in code_grades}
+                result.cell_max = {g.name: g.max_score for g in code_grades}
                 for grade_id in order.setdefault(name, _cell_order(course_dir, name, scores)):
                     result.cells[grade_id] = scores.get(grade_id, 0.0)
                 result.notes = notes(course_dir, student, name)
@@ -159,9 +166,13 @@ def format_tables(results: list[NotebookResult]) -> str:
     lines = [header, "-" * len(header)]
     for student in students:
         row = [by_key.get((student, n)) for n in names]
-        total = sum(r.score for r in row if r)
+        total = sum(r.final_score for r in row if r)
         max_total = sum(r.max_score for r in row if r)
         note = "; ".join(f"{r.notebook}: {x}" for r in row if r for x in r.notes)
+        penalty = sum(r.late_penalty for r in row if r)
+        if penalty:
+            late = max(r.seconds_late for r in row if r)
+            note = "; ".join(filter(None, [f"late {late / 3600:.1f} h: -{penalty:g} points", note]))
         lines.append(student.ljust(width) + "".join((fmt(r.score, r.max_score) if r else "not submitted").ljust(column)
                                                     for r in row) + fmt(total, max_total).ljust(12) + note)
     for name in names:

@@ -61,7 +61,10 @@ DEMO_STUDENTS: dict[str, tuple[str, dict[str, Callable]]] = {
     "syntax_error": ("a syntax error in rnn_params_from_torch (notebook 01)", {"01_rnn_unrolling": _syntax_error}),
     "endless_loop": ("a cell that never finishes before rnn_unroll_masked (notebook 01)",
                      {"01_rnn_unrolling": _endless_loop}),
+    "late_full_solution": ("every function solved, handed in 26 hours after the due date", {}),
 }
+ON_TIME = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)  # five hours before course.DEMO_DUE_DATE
+DEMO_SUBMITTED_AT = {"late_full_solution": dt.datetime(2026, 11, 21, 19, 0, tzinfo=dt.timezone.utc)}
 
 
 def write_submission(course_dir: Path, student: str, nbs: dict, when: dt.datetime | None = None) -> Path:
@@ -70,7 +73,7 @@ def write_submission(course_dir: Path, student: str, nbs: dict, when: dt.datetim
     folder.mkdir(parents=True, exist_ok=True)
     for name, nb in nbs.items():
         notebooks.write(nb, folder / f"{name}.ipynb")
-    when = when or dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
+    when = when or ON_TIME
     (folder / "timestamp.txt").write_text(when.strftime("%Y-%m-%d %H:%M:%S.%f %Z"))
     return folder
 
@@ -83,5 +86,5 @@ def write_demo_submissions(course_dir: Path) -> list[str]:
     for student, (_, answers_by_notebook) in DEMO_STUDENTS.items():
         handed_in = {nb: notebooks.filled(releases[nb], answers_by_notebook.get(nb, _solved)(sources[nb]))
                      for nb in NOTEBOOKS}
-        write_submission(course_dir, student, handed_in)
+        write_submission(course_dir, student, handed_in, DEMO_SUBMITTED_AT.get(student))
     return list(DEMO_STUDENTS)

@@ -3,6 +3,7 @@ nbgrader, in independent course copies that run in parallel (two workers, for a 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,9 @@ from catalog import CATALOG  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NB01 = NOTEBOOKS[0]
+# nbgrader's Gradebook shells out to `alembic` (e.g. for a PostgreSQL gradebook): the environment's bin/ on PATH
+# even when pytest was started without activating it.
+os.environ["PATH"] = tool_env()["PATH"]
 WORKERS = 2
 
 

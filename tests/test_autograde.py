@@ -4,6 +4,7 @@ catalog entry loses points exactly in its own test cell (or none, if valid), and
 from __future__ import annotations
 
 import filecmp
+import re
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ EXPECTED_DEMO = {
                      for cell, points in FULL[nb].items()} for nb in NOTEBOOKS},
     "syntax_error": dict({nb: FULL[nb] for nb in NOTEBOOKS}, **{NB01: _losing(NB01, "rnn_params_from_torch")}),
     "endless_loop": dict({nb: FULL[nb] for nb in NOTEBOOKS}, **{NB01: _losing(NB01, "rnn_unroll_masked")}),
+    "late_full_solution": {nb: FULL[nb] for nb in NOTEBOOKS},  # every test passes; the penalty comes after
 }
 
 
@@ -68,6 +70,17 @@ def test_demo_prints_the_score_table_and_exports_grades(graded):
     assert "timed out in rnn_unroll_masked" in out and "syntax error in rnn_params_from_torch" in out
     csv = (graded["demo"].path / "grades.csv").read_text().splitlines()
     assert csv[0].startswith("assignment,") and len(csv) == 1 + len(EXPECTED_DEMO)
+    assert f"{NB01}:test_rnn_step" in csv[0].split(","), "one column per test cell"
+
+
+def test_demo_applies_the_late_policy_and_writes_reports(graded):
+    """26 hours late = 2 started days = 20% of 40 points."""
+    out, course = graded["demo"].output, graded["demo"].path
+    assert re.search(r"late_full_solution\s+12 / 12\s+16 / 16\s+12 / 12\s+32 / 40\s+late 26.0 h: -8 points", out)
+    assert "10% of the score per started day late; more than 3 days late scores 0" in out
+    assert "6 submissions, 6 fully graded, 0 not (fully) graded" in out
+    for name in ("score_histogram.png", "test_pass_rates.png", "summary.txt"):
+        assert (course / "reports" / name).stat().st_size > 0
 
 
 def test_scores_are_identical_across_two_runs(graded):

@@ -1,0 +1,184 @@
+"""Grading a class in parallel for real: nbgrader's Autograde in two local worker processes on a SQLite gradebook,
+and the same class through the CLI on a Dask cluster (scheduler and two workers, separate processes on loopback)
+with the gradebook on a real PostgreSQL server. Late submissions sit on both sides of every boundary of the course's
+policy (10% per started day, 0 after 3 days); nbgrader computes the lateness from timestamp.txt and the due date."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import make_course
+from services import dask_cluster, postgres_server
+
+from rnncourse import classgrade, classreport, notebooks, pipeline, report, submissions
+from rnncourse.course import ASSIGNMENT, NOTEBOOKS, gradebook_url, release_notebook, source_notebook, tool_env
+
+pytestmark = pytest.mark.autograde
+
+NB01 = NOTEBOOKS[0]
+DUE = dt.datetime(2026, 11, 20, 17, 0, tzinfo=dt.timezone.utc)
+SECOND, DAY = dt.timedelta(seconds=1), dt.timedelta(days=1)
+# student -> (handed in at, share of the score lost under the course policy)
+LATENESS = {
+    "on_time_at_due": (DUE, 0.0),
+    "late_1s": (DUE + SECOND, 0.1),
+    "late_1day": (DUE + DAY, 0.1),
+    "late_1day_1s": (DUE + DAY + SECOND, 0.2),
+    "late_3days": (DUE + 3 * DAY, 0.3),
+    "late_3days_1s": (DUE + 3 * DAY + SECOND, 1.0),
+}
+WRONG_EMBED = "def embed(token_ids, E):\n    return E[0].expand(*token_ids.shape, -1)  # always row 0"
+INVALID = "x_not_a_notebook"
+NB01_POINTS = 12
+
+
+@dataclass
+class GradedClass:
+    path: Path
+    db_url: str
+    outcomes: dict  # student -> StudentOutcome (local run) or the CLI's line for that student (Dask run)
+    output: str = ""
+    returncode: int = 0
+
+
+def write_class(course: Path) -> None:
+    """Notebook 01 only (the fastest), solved; lateness as in LATENESS; one wrong embed; one unreadable file."""
+    answers = notebooks.solutions(notebooks.read(source_notebook(course, NB01)))
+    release = notebooks.read(release_notebook(course, NB01))
+    solved = notebooks.filled(release, answers)
+    for student, (when, _) in LATENESS.items():
+        submissions.write_submission(course, student, {NB01: solved}, when)
+    submissions.write_submission(course, "wrong_embed", {NB01: notebooks.filled(release, dict(answers,
+                                                                                              embed=WRONG_EMBED))})
+    folder = submissions.write_submission(course, INVALID, {NB01: solved})
+    (folder / f"{NB01}.ipynb").write_text('{"cells": [ this is not JSON')
+
+
+def prepare(course: Path, db_url: str | None = None) -> Path:
+    make_course(course)
+    if db_url:  # as an instructor would: the gradebook's URL in nbgrader_config.py
+        with open(course / "nbgrader_config.py", "a") as f:
+            f.write(f"\nc.CourseDirectory.db_url = {db_url!r}\n")
+    assert pipeline.generate(course).ok, (course / "logs" / "generate_assignment.log").read_text()[-2000:]
+    assert pipeline.set_due_date(course, "2026-11-20 17:00:00 UTC").ok
+    write_class(course)
+    return course
+
+
+@pytest.fixture(scope="module")
+def sqlite_class(tmp_path_factory) -> GradedClass:
+    course = prepare(tmp_path_factory.mktemp("classgrade") / "sqlite")
+    outcomes = classgrade.grade(course, workers=2, quiet=True)
+    return GradedClass(course, gradebook_url(course), {o.student: o for o in outcomes})
+
+
+@pytest.fixture(scope="module")
+def postgres_dask_class(tmp_path_factory) -> GradedClass:
+    base = tmp_path_factory.mktemp("distributed")
+    with postgres_server() as db_url, dask_cluster(base / "dask") as (address, _):
+        course = prepare(base / "course", db_url)
+        proc = subprocess.run([sys.executable, "-m", "rnncourse", "autograde", "--scheduler", address,
+                               "--course-dir", str(course)], env=tool_env(), capture_output=True, text=True,
+                              timeout=900)
+        graded = GradedClass(course, db_url, {}, proc.stdout + proc.stderr, proc.returncode)
+        graded.scores = _gradebook(course, db_url)  # read while the server runs
+        graded.export = pipeline.export(course)
+        graded.csv = list(csv.DictReader(open(course / "grades.csv")))
+    for line in graded.output.splitlines():
+        fields = line.split()
+        if fields and fields[0] in {*LATENESS, "wrong_embed", INVALID}:
+            graded.outcomes[fields[0]] = line
+    return graded
+
+
+def _gradebook(course: Path, db_url: str) -> dict:
+    """student -> (per-test scores of notebook 01, late penalty, number of submission rows, of grade rows)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    table = {}
+    with warnings.catch_warnings(), Gradebook(db_url) as gb:
+        warnings.simplefilter("ignore")
+        for student in gb.students:
+            try:
+                nb = gb.find_submission_notebook(NB01, ASSIGNMENT, student.id)
+            except MissingEntry:
+                continue
+            rows = [s for s in gb.assignment_submissions(ASSIGNMENT) if s.student_id == student.id]
+            table[student.id] = ({g.name: g.score for g in nb.grades if g.cell_type == "code"},
+                                 nb.late_submission_penalty or 0.0, len(rows), len(nb.grades))
+    return table
+
+
+def expected_total(student: str) -> float:
+    return round(NB01_POINTS * (1 - LATENESS[student][1]), 6)
+
+
+# ---- local worker processes, SQLite ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("student", LATENESS)
+def test_late_penalty_at_each_boundary_through_nbgrader(sqlite_class, student):
+    outcome = sqlite_class.outcomes[student]
+    assert outcome.graded and outcome.max_score == 40
+    final = {r.notebook: r.final_score for r in report.collect(sqlite_class.path) if r.student == student}
+    assert final[NB01] == pytest.approx(expected_total(student)), f"{student}: {LATENESS[student]}"
+
+
+def test_every_student_graded_exactly_once_no_database_errors(sqlite_class):
+    scores = _gradebook(sqlite_class.path, sqlite_class.db_url)
+    assert set(scores) == {*LATENESS, "wrong_embed", INVALID}
+    assert not any(scores[INVALID][0].values()), "an unreadable notebook earns nothing (and is listed, see below)"
+    grade_rows = {student: row[3] for student, row in scores.items()}
+    assert all(row[2] == 1 for row in scores.values()), "one submission row per student"
+    assert len(set(grade_rows.values())) == 1, f"every student has each grade exactly once: {grade_rows}"
+    logs = "".join(p.read_text() for p in (sqlite_class.path / "logs" / "autograde").glob("*.log"))
+    assert "database is locked" not in logs and "IntegrityError" not in logs
+    assert len({o.worker for o in sqlite_class.outcomes.values()}) == 2, "both workers should have graded"
+
+
+def test_a_submission_that_cannot_be_graded_is_listed_not_dropped(sqlite_class):
+    bad = sqlite_class.outcomes[INVALID]
+    assert not bad.graded and f"{NB01} not graded" in bad.problems
+    text, files = classreport.write_reports(sqlite_class.path)
+    assert re.search(rf"NOT GRADED\s+{INVALID}: {NB01}: not graded: invalid notebook", text), text
+    assert "wrong_embed" not in [line.split()[2].rstrip(":") for line in text.splitlines() if "NOT GRADED" in line]
+
+
+def test_reports_csv_per_test_columns_and_charts(sqlite_class):
+    assert pipeline.export(sqlite_class.path).ok
+    rows = {r["student_id"]: r for r in csv.DictReader(open(sqlite_class.path / "grades.csv"))}
+    assert rows["wrong_embed"][f"{NB01}:test_embed"] == "0" and rows["on_time_at_due"][f"{NB01}:test_embed"] == "2"
+    assert float(rows["late_1day_1s"]["late_submission_penalty"]) == pytest.approx(0.2 * NB01_POINTS)
+    assert float(rows["late_3days_1s"]["score"]) == 0
+    assert "not graded: invalid notebook" in rows[INVALID]["notes"]
+    text, files = classreport.write_reports(sqlite_class.path)
+    for png in files[:2]:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert len(text.splitlines()) <= 24, "the summary fits one screen"
+    assert "Late: 5" in text and "late_3days_1s" in text
+
+
+# ---- Dask cluster, PostgreSQL -----------------------------------------------------------------------------
+
+def test_dask_cluster_with_postgres_grades_like_the_local_run(postgres_dask_class, sqlite_class):
+    run = postgres_dask_class
+    assert run.returncode == 1, "one submission could not be graded: the CLI must say so in its exit code"
+    assert f"NOT graded: {INVALID}" in run.output, run.output[-3000:]
+    local = _gradebook(sqlite_class.path, sqlite_class.db_url)
+    assert run.scores == local
+    assert len({line.split()[-1] for s, line in run.outcomes.items() if s != INVALID}) == 2, \
+        "tasks should have run on both Dask workers:\n" + "\n".join(run.outcomes.values())
+
+
+def test_export_from_postgres_has_per_test_columns(postgres_dask_class):
+    assert postgres_dask_class.export.ok
+    rows = {r["student_id"]: r for r in postgres_dask_class.csv}
+    assert float(rows["late_3days"]["score"]) == pytest.approx(expected_total("late_3days"))
+    assert rows["wrong_embed"][f"{NB01}:test_embed"] == "0"
