@@ -13,12 +13,12 @@ RUN := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ASSIGNMENT := section09
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv sandbox-tools generate submissions autograde feedback export scores lab bench clean-demo
+.PHONY: demo test venv sandbox-tools postgres-tools generate submissions autograde feedback export reports scores lab bench clean-demo
 
 demo: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python -m rnncourse demo
 
-test: $(STAMP) sandbox-tools
+test: $(STAMP) sandbox-tools postgres-tools
 	$(RUN) $(BIN)/python -m pytest
 
 venv: $(STAMP)
@@ -41,20 +41,36 @@ sandbox-tools:
 	    echo "The autograde sandbox needs bubblewrap: run 'sudo apt-get install bubblewrap' (see README)." >&2; exit 1; \
 	  fi; }
 
+# The class-grading tests run a real PostgreSQL server (the gradebook many graders share); install Debian's where
+# we can, as for bubblewrap.
+postgres-tools:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing PostgreSQL (for the class-grading tests) with apt-get"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
+	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }; \
+	  else \
+	    echo "The tests need PostgreSQL's server programs: run 'sudo apt-get install postgresql' (see README)." >&2; exit 1; \
+	  fi; }
+
 generate: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse generate
 
 submissions: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse submissions
 
+# WORKERS=n local worker processes (default: one per core); SCHEDULER=tcp://host:8786 grades on a Dask cluster.
 autograde: $(STAMP) sandbox-tools
-	$(RUN) $(BIN)/python -m rnncourse autograde
+	$(RUN) $(BIN)/python -m rnncourse autograde $(if $(WORKERS),--workers $(WORKERS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 feedback: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse feedback
 
 export: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse export
+
+reports: $(STAMP)
+	$(RUN) $(BIN)/python -m rnncourse reports
 
 scores: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse scores
@@ -68,4 +84,4 @@ bench: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python benchmarks/autograde_timing.py
 
 clean-demo:
-	rm -rf submitted autograded/*/ feedback gradebook.db grades.csv
+	rm -rf submitted autograded/*/ feedback reports logs gradebook.db grades.csv
