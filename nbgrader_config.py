@@ -34,10 +34,12 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?m)^\[W\d{4} [^\]]*\]|:\d+: \w*Warning: "
 
 # Feedback HTML shows the autograded notebook, hidden tests included (nbgrader issues #917, #1363). Strip the
-# hidden-test code from feedback; the failure messages the checks print stay, so students see what is wrong.
+# hidden-test code from feedback; the failure messages the checks print stay, so students see what is wrong. A
+# results table on top lists each test: passed or failed, points, the message (rnncourse/feedback.py).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
+    "rnncourse.feedback.ResultsSummary",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 

@@ -136,3 +136,12 @@ def test_feedback_shows_messages_but_not_hidden_test_code(graded):
     html = (course / "feedback" / HIDDEN_ONLY.id / ASSIGNMENT / f"{NB01}.html").read_text()
     assert "did not pass the hidden tests" in html and "num_classes" in html
     assert "check_rnn_step" not in html and "rnncourse" not in html
+    # The results table on top: each test by name, passed or failed, points, the check's message.
+    table = html[html.index("Your results"):html.index("Each test appears again below")]
+    rows = {m[0]: m[1:] for m in re.findall(r"<td><code>(test_\w+)</code></td>\s*<td>(\w+)</td>\s*<td>([^<]+)</td>"
+                                            r"\s*<td>([^<]*)</td>", table)}
+    assert len(rows) == len(FULL[NB01]), table[:3000]
+    failed = [name for name, (result, _, _) in rows.items() if result == "failed"]
+    assert failed, rows
+    assert all("did not pass the hidden tests" in rows[name][2] for name in failed), rows
+    assert rows["test_rnn_step"][:2] == ("passed", "2 / 2")
