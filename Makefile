@@ -13,7 +13,7 @@ RUN := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ASSIGNMENT := section09
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv sandbox-tools postgres-tools generate submissions autograde feedback export reports scores lab bench clean-demo
+.PHONY: demo test venv sandbox-tools postgres-tools generate submissions autograde feedback export reports scores lab bench bench-notebooks clean-demo
 
 demo: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python -m rnncourse demo
@@ -79,8 +79,12 @@ scores: $(STAMP)
 lab: $(STAMP)
 	cd release/$(ASSIGNMENT) && $(RUN) $(BIN)/jupyter lab
 
-# Timing figures (notebook run time, autograde time per submission, sandbox overhead); prints, asserts nothing.
+# Class grading: stock serial nbgrader autograde vs the parallel runner on 12 submissions; prints, asserts nothing.
 bench: $(STAMP) sandbox-tools
+	$(RUN) $(BIN)/python benchmarks/class_grading.py
+
+# Notebook run times, autograde time per submission, sandbox overhead.
+bench-notebooks: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python benchmarks/autograde_timing.py
 
 clean-demo:
