@@ -26,8 +26,7 @@ from pathlib import Path
 import psutil
 
 from rnncourse import classgrade, notebooks, pipeline, submissions
-from rnncourse.course import DEMO_DUE_DATE, NOTEBOOKS, autograded_notebook, release_notebook, repo_root, \
-    source_notebook
+from rnncourse.course import DEMO_DUE_DATE, NOTEBOOKS, autograded_notebook, release_notebook, repo_root, source_notebook
 
 # The class: (demo kind, how many). K beyond the sum repeats full solutions.
 MIX = [("full_solution", 6), ("partial", 2), ("untouched_release", 1), ("syntax_error", 1), ("endless_loop", 1),

@@ -12,6 +12,8 @@ by ``SandboxedExecute``, whose kernels start under ``bwrap`` (Debian's ``bubblew
   in a private folder), and every process it started dies with it;
 * an unprivileged user (when grading as root, the kernel drops to a uid of its own; otherwise a user namespace) with
   limits on memory, CPU time, processes and file size;
+* grading as root, kernels are forked from a sandboxed parent that imported torch & co. once
+  (``rnncourse.forkserver``), each isolating itself the same way before student code runs;
 * the hidden-test code (``rnncourse.grading``) reaches the kernel through its stdin and lives only in memory, so a
   submission cannot read its source; ``rnncourse.grading.guard`` records what the checks rely on before the
   student's code runs, and a check that passes signs a receipt the executor verifies.
@@ -44,6 +46,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, Integer, Unicode
 
+from . import forkserver
 from .grading.guard import RECEIPT_MIME, receipt_mac
 
 SANDBOX_HINT = (
@@ -67,26 +70,7 @@ os.close(_null)
 for _name, (_soft, _hard) in _payload["limits"].items():
     resource.setrlimit(getattr(resource, _name), (_soft, _hard))
 
-class _FromMemory(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def __init__(self, modules):
-        self.modules = {name: (source, package) for name, source, package in modules}
-    def find_spec(self, name, path=None, target=None):
-        if name not in self.modules:
-            return None
-        return importlib.util.spec_from_loader(name, self, origin="<grading>", is_package=self.modules[name][1])
-    def create_module(self, spec):
-        return None
-    def exec_module(self, module):
-        source, _ = self.modules.pop(module.__name__)
-        exec(compile(source, "<" + module.__name__ + ">", "exec"), module.__dict__)
-
-_finder = _FromMemory(_payload["modules"])
-sys.meta_path.insert(0, _finder)
-for _module in [m[0] for m in _payload["modules"]]:
-    importlib.import_module(_module)
-sys.meta_path.remove(_finder)
-if sys.path and sys.path[0] == "":
-    del sys.path[0]
+''' + forkserver.IMPORT_GRADING_MODULES + r'''
 from ipykernel.kernelapp import IPKernelApp
 _app = IPKernelApp.instance(parent_handle=1)  # no parent poller (its parent is outside the PID namespace), no banner
 _app.initialize(sys.argv[1:])
@@ -158,12 +142,14 @@ def _read_only_paths(python: str) -> list[str]:
 class SandboxCommand:
     """The bwrap command line for one kernel: binds, namespaces, environment."""
 
-    def __init__(self, uid: int | None, tmp_bytes: int):
-        self.uid = uid
+    def __init__(self, uid: int | None, tmp_bytes: int, zygote: bool = False):
+        self.uid = None if zygote else uid
         self.args = [bwrap(), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                      "--unshare-cgroup-try", "--hostname", "grader", "--die-with-parent", "--new-session",
                      "--clearenv"]
-        if uid is None:  # not root: an unprivileged user namespace does the mounting
+        if zygote:  # root that forks kernels: each makes its own namespaces and mounts, then drops to its uid
+            self.args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SYS_ADMIN"]
+        elif uid is None:  # not root: an unprivileged user namespace does the mounting
             self.args += ["--unshare-user", "--disable-userns"]
         else:  # root: mount as root, then become `uid` (setpriv below) so no root-owned file is readable
             self.args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -193,6 +179,16 @@ class SandboxCommand:
     def bind_python(self, python: str) -> None:
         for path in _read_only_paths(python):
             self.bind("--ro-bind", path)
+
+    def bind_gpus(self) -> None:
+        if os.path.exists("/dev/nvidiactl"):
+            for device in sorted(Path("/dev").glob("nvidia*")):
+                self.args += ["--dev-bind", str(device), str(device)]
+            self.bind("--ro-bind", "/sys")
+
+    def setenv(self, env: dict) -> None:
+        for name, value in env.items():
+            self.args += ["--setenv", name, value]
 
     def command(self, workdir: str, *argv: str) -> list[str]:
         """The whole command line: start in `workdir`, and as root drop to the sandbox's uid before running argv."""
@@ -243,7 +239,15 @@ class SandboxedKernelManager(AsyncKernelManager):
         executor = self.executor
         assert executor is not None, "SandboxedKernelManager is created by SandboxedExecute"
         self.secret = secrets.token_bytes(32)
-        self.run_dir = Path(tempfile.mkdtemp(prefix="rnncourse-sandbox-", dir=executor.run_root or None))
+        server = None
+        if executor.fork_kernels and os.geteuid() == 0:
+            try:
+                server = _fork_server(executor)
+            except forkserver.ForkServerError as problem:  # each kernel then starts its own interpreter
+                self.log.warning("Sandbox: kernels start one by one (%s)", problem)
+                executor.fork_kernels = False
+        runs = server.runs if server is not None else executor.run_root or None
+        self.run_dir = Path(tempfile.mkdtemp(prefix="rnncourse-sandbox-", dir=runs))
         ipc, work, home = self.run_dir / "ipc", self.run_dir / "work", self.run_dir / "home"
         ipc.mkdir()
         home.mkdir()
@@ -266,12 +270,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         if uid is not None:
             for path in (ipc, work, home, *work.rglob("*")):
                 os.chown(path, uid, uid)
+        if server is not None:  # the run folder is the only way in to the kernel's: its uid's alone
+            os.chown(self.run_dir, uid, uid)
         sandbox = SandboxCommand(uid, executor.tmp_limit_mb << 20)
         sandbox.bind_python(python)
-        if os.path.exists("/dev/nvidiactl"):
-            for device in sorted(Path("/dev").glob("nvidia*")):
-                sandbox.args += ["--dev-bind", str(device), str(device)]
-            sandbox.bind("--ro-bind", "/sys")
+        sandbox.bind_gpus()
         sandbox.bind("--bind", str(ipc))
         sandbox.bind("--bind", str(work))
         sandbox.bind("--bind", str(home))
@@ -283,17 +286,22 @@ class SandboxedKernelManager(AsyncKernelManager):
                      "NBGRADER_VALIDATING", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED", "TZ", "PYTHONUNBUFFERED"):
             if name in outside_env:
                 env[name] = outside_env[name]
-        for name, value in env.items():
-            sandbox.args += ["--setenv", name, value]
+        sandbox.setenv(env)
         _seed_matplotlib_cache(home / ".matplotlib", uid)
 
         limits = executor.rlimits(uid if uid is not None else os.geteuid())
         payload = tempfile.TemporaryFile()  # unlinked: only the kernel's stdin ever points at it
+        kw["stdin"] = payload
+        kw["preexec_fn"] = _ignore_sigint
+        if server is not None:
+            payload.write(json.dumps({"secret": self.secret.hex(), "limits": limits, "uid": uid, "env": env,
+                                      "cwd": str(work), "argv": kernel_args,
+                                      "tmp_bytes": executor.tmp_limit_mb << 20}).encode())
+            payload.seek(0)
+            return server.bridge_command(), kw
         payload.write(json.dumps({"secret": self.secret.hex(), "limits": limits,
                                   "modules": grading_modules()}).encode())
         payload.seek(0)
-        kw["stdin"] = payload
-        kw["preexec_fn"] = _ignore_sigint
         return sandbox.command(str(work), python, "-c", LAUNCHER, *kernel_args), kw
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
@@ -331,6 +339,31 @@ class SandboxedKernelManager(AsyncKernelManager):
                 name = f"signal {signum}"
             return f"it crashed ({name})"
         return f"the notebook's code ended the kernel process (exit code {code}, e.g. os._exit or sys.exit)"
+
+
+def _fork_server(executor: SandboxedExecute) -> forkserver.ForkServer:
+    """This process's zygote: a root sandbox (no network, read-only system) with torch & co. imported."""
+    python = sys.executable
+
+    def command_for(server: forkserver.ForkServer) -> list[str]:
+        sandbox = SandboxCommand(None, 16 << 20, zygote=True)
+        sandbox.bind_python(python)
+        sandbox.bind_gpus()
+        sandbox.bind("--bind", str(server.root))
+        # matplotlib reads its config and font list once, in the zygote: a readable seeded folder for all kernels
+        _seed_matplotlib_cache(server.root / "matplotlib", None)
+        os.chmod(server.root / "matplotlib", 0o755)
+        sandbox.setenv({"MPLCONFIGDIR": str(server.root / "matplotlib")})
+        return sandbox.args + ["--chdir", str(server.root), "--"]
+
+    env = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
+           "PYTHONNOUSERSITE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    server = forkserver.fork_server(python, command_for, python, {"env": env, "modules": grading_modules(),
+                                                                  "preload": forkserver.PRELOAD})
+    return server
 
 
 def _ignore_sigint() -> None:
@@ -407,6 +440,9 @@ class SandboxedExecute(Execute):
                                             "up, one uid per running kernel (no account needed).").tag(config=True)
     max_timeouts_in_a_row = Integer(2, help="Consecutive cells that time out before the kernel is taken as broken "
                                             "and stopped (the rest of its notebook is not run).").tag(config=True)
+    fork_kernels = Bool(True, help="When grading as root, fork each kernel from a sandboxed parent that has imported "
+                                   "torch and the grading modules once (saves ~3 s per notebook); each kernel still "
+                                   "gets its own namespaces, uid and limits.").tag(config=True)
     run_root = Unicode("", help="Where the kernels' private folders are made (default: the system's temp "
                                 "dir).").tag(config=True)
 

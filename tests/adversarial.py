@@ -80,6 +80,30 @@ _peek("instructor's environment", lambda: os.environ["RNNCOURSE_TEST_SECRET"])
 print("environment:", dict(os.environ))
 '''
 
+# Kernels forked from the grading process's zygote (rnncourse/forkserver.py) share its sandbox: look for the
+# zygote's socket, the other kernels' folders and processes.
+NEIGHBOURS = '''
+import glob, os, socket
+def _peek(label, read):
+    try:
+        text = str(read())
+    except Exception as exc:
+        print(label, "blocked:", type(exc).__name__)
+    else:
+        print("LEAK", label, text[:3000])
+def _connect(path):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    return "connected to " + path
+_servers = glob.glob("/var/tmp/rnncourse-forkserver-*")
+print("fork servers visible:", len(_servers))
+for _root in _servers:
+    _peek("zygote socket", lambda: _connect(_root + "/zygote.sock"))
+    _peek("kernel folders", lambda: os.listdir(_root + "/runs"))
+    _peek("zygote log", lambda: open(_root + "/zygote.log").read())
+print("PROCESSES", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
+'''
+
 WRITE_GRADEBOOK = '''
 import shutil, sqlite3
 def _write(label, act):
@@ -310,6 +334,8 @@ ATTACKS = [
     Attack("write_others", "write into a peer's folder, source/, release/, the config and the repository",
            solved_plus("task_alignment", WRITE_OTHERS), _full()),
     Attack("network", "network access", solved_plus("task_alignment", NETWORK), _full()),
+    Attack("neighbours", "reach the kernel fork server, other kernels' folders and processes",
+           solved_plus("task_alignment", NEIGHBOURS), _full()),
     # The process limit counts threads too: once the children use it up, the kernel itself cannot start a thread, so
     # what its last test scores depends on timing. It must never score more than it deserves.
     Attack("fork_many", "fork many processes", solved_plus("task_alignment", FORK_MANY), _full(), at_most=True),

@@ -26,7 +26,7 @@ from adversarial import ATTACKS, NB01, NB01_POINTS, NB03, NB03_POINTS
 from conftest import make_course
 
 from rnncourse import notebooks, pipeline, report, sandbox, submissions
-from rnncourse.course import autograded_notebook, release_notebook, source_notebook
+from rnncourse.course import ASSIGNMENT, autograded_notebook, release_notebook, source_notebook
 
 pytestmark = pytest.mark.autograde
 
@@ -211,6 +211,17 @@ def test_nothing_leaks_and_nothing_gets_out(attacked):
     assert attacked.connections == 0
 
 
+def test_forked_kernels_see_no_neighbour(attacked):
+    """A kernel forked from the zygote cannot reach the zygote, list other kernels' folders or see their
+    processes: its PID namespace holds only itself (and what it starts)."""
+    seen = _outputs(attacked.path, "x_neighbours")
+    assert "LEAK" not in seen, seen[:3000]
+    processes = re.search(r"PROCESSES \[([\d, ]*)\]", seen)
+    assert processes and len(processes.group(1).split(",")) <= 3, seen[:3000]
+    if os.geteuid() == 0:  # grading as root forks kernels from the zygote
+        assert "fork servers visible: 1" in seen and seen.count("blocked") == 3, seen[:3000]
+
+
 def test_fork_is_limited_and_every_process_is_gone(attacked):
     forked = re.search(r"forked (\d+) processes", _outputs(attacked.path, "x_fork_many"))
     assert forked and 0 < int(forked.group(1)) <= sandbox.SandboxedExecute.process_limit.default_value
@@ -275,3 +286,19 @@ def test_sandbox_also_works_without_root_in_a_user_namespace():
                           capture_output=True, text=True, timeout=120, cwd="/tmp")
     assert "no network" in proc.stdout, proc.stderr[-2000:]
     assert "'root'" not in proc.stdout and "'work'" not in proc.stdout and "uid 65534" in proc.stdout, proc.stdout
+
+
+def test_kernels_started_one_by_one_grade_the_same(tmp_path):
+    """The path without the fork server (an ordinary user, or `fork_kernels = False`): a bwrap and an interpreter
+    per kernel. An honest submission gets full marks and a neighbour-hunting one sees nothing."""
+    course = make_course(tmp_path / "one_by_one")
+    assert pipeline.generate(course).ok
+    release, source = (notebooks.read(f(course, NB01)) for f in (release_notebook, source_notebook))
+    submissions.write_submission(course, "peer", {NB01: notebooks.filled(release, notebooks.solutions(source))})
+    hand_in(course, ATTACKS_BY_NAME["neighbours"], port=9, secret_file=course / "none")
+    result = pipeline.nbgrader(course, "autograde", ASSIGNMENT, "--force", "--SandboxedExecute.fork_kernels=False")
+    assert result.ok, result.log.read_text()[-3000:]
+    scores = report.scores_by_cell(course)
+    assert scores["peer"][NB01] == NB01_POINTS and scores["x_neighbours"][NB01] == NB01_POINTS
+    seen = _outputs(course, "x_neighbours")
+    assert "LEAK" not in seen and "fork servers visible: 0" in seen, seen[:3000]
