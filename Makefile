@@ -29,29 +29,26 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# Autograde runs every kernel in a bubblewrap sandbox (rnncourse/sandbox.py). Install it where we can (root with
-# apt-get); otherwise say what the instructor has to install.
-sandbox-tools:
-	@command -v bwrap >/dev/null || { \
+# Debian packages the course needs beyond Python: install them where we can (root with apt-get); otherwise stop and
+# say what the instructor has to install. $(call apt_install,<test command>,<package>,<what it is for>)
+define apt_install
+	@$(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing bubblewrap (the autograde sandbox) with apt-get"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null \
-	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null; }; \
+	    echo "Installing $(2) ($(3)) with apt-get"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) >/dev/null \
+	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) >/dev/null; }; \
 	  else \
-	    echo "The autograde sandbox needs bubblewrap: run 'sudo apt-get install bubblewrap' (see README)." >&2; exit 1; \
+	    echo "Missing $(2), needed for $(3): run 'sudo apt-get install $(2)' (see README)." >&2; exit 1; \
 	  fi; }
+endef
 
-# The class-grading tests run a real PostgreSQL server (the gradebook many graders share); install Debian's where
-# we can, as for bubblewrap.
+# Autograde runs every kernel in a bubblewrap sandbox (rnncourse/sandbox.py).
+sandbox-tools:
+	$(call apt_install,command -v bwrap,bubblewrap,the autograde sandbox)
+
+# The class-grading tests run a real PostgreSQL server (the gradebook many graders share).
 postgres-tools:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing PostgreSQL (for the class-grading tests) with apt-get"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
-	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }; \
-	  else \
-	    echo "The tests need PostgreSQL's server programs: run 'sudo apt-get install postgresql' (see README)." >&2; exit 1; \
-	  fi; }
+	$(call apt_install,ls /usr/lib/postgresql/*/bin/initdb,postgresql,the class-grading tests)
 
 generate: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse generate

@@ -39,15 +39,22 @@ def time_notebook(path: Path, workdir: Path) -> tuple[float, float, str]:
     return time.monotonic() - start, took[slowest], nb.cells[slowest].get("id", str(slowest))
 
 
-def make_course(k: int, workdir: Path, name: str, extra_config: str = "") -> Path:
-    """A course with k full-solution submissions of every notebook, generated and ready to autograde."""
+def new_course(workdir: Path, name: str, extra_config: str = "") -> Path:
+    """The repository's config (plus extra_config lines) and source/, generated: an empty class."""
     course = workdir / name
     course.mkdir()
     shutil.copy(repo_root() / "nbgrader_config.py", course)
     with open(course / "nbgrader_config.py", "a") as config:
         config.write(extra_config)
     shutil.copytree(repo_root() / "source", course / "source")
+    (course / "autograded").mkdir()
     assert pipeline.generate(course).ok
+    return course
+
+
+def make_course(k: int, workdir: Path, name: str, extra_config: str = "") -> Path:
+    """A course with k full-solution submissions of every notebook, generated and ready to autograde."""
+    course = new_course(workdir, name, extra_config)
     sources = {nb: notebooks.read(source_notebook(course, nb)) for nb in NOTEBOOKS}
     handed_in = {nb: notebooks.filled(notebooks.read(release_notebook(course, nb)), notebooks.solutions(sources[nb]))
                  for nb in NOTEBOOKS}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import shutil
 import statistics
 import tempfile
 import threading
@@ -24,9 +23,10 @@ import time
 from pathlib import Path
 
 import psutil
+from autograde_timing import new_course
 
 from rnncourse import classgrade, notebooks, pipeline, submissions
-from rnncourse.course import DEMO_DUE_DATE, NOTEBOOKS, autograded_notebook, release_notebook, repo_root, source_notebook
+from rnncourse.course import DEMO_DUE_DATE, NOTEBOOKS, autograded_notebook, release_notebook, source_notebook
 
 # The class: (demo kind, how many). K beyond the sum repeats full solutions.
 MIX = [("full_solution", 6), ("partial", 2), ("untouched_release", 1), ("syntax_error", 1), ("endless_loop", 1),
@@ -42,14 +42,7 @@ def class_mix(k: int) -> list[tuple[str, str]]:
 
 
 def make_course(workdir: Path, name: str, k: int) -> tuple[Path, list[str]]:
-    course = workdir / name
-    course.mkdir()
-    shutil.copy(repo_root() / "nbgrader_config.py", course)
-    with open(course / "nbgrader_config.py", "a") as config:
-        config.write(KEEP_TIMING)
-    shutil.copytree(repo_root() / "source", course / "source")
-    (course / "autograded").mkdir()
-    assert pipeline.generate(course).ok
+    course = new_course(workdir, name, KEEP_TIMING)
     assert pipeline.set_due_date(course, DEMO_DUE_DATE).ok
     sources = {nb: notebooks.read(source_notebook(course, nb)) for nb in NOTEBOOKS}
     releases = {nb: notebooks.read(release_notebook(course, nb)) for nb in NOTEBOOKS}

@@ -58,8 +58,8 @@ for _path in ("../../../source/section09/01_rnn_unrolling.ipynb", "COURSE/source
     _steal(_path)
 '''
 
-READ_HIDDEN = '''
-import glob, inspect, os, sqlite3, sys
+# In attack code: try to read something, print LEAK and what was read, or that it was blocked.
+PEEK = '''
 def _peek(label, read):
     try:
         text = str(read())
@@ -67,7 +67,11 @@ def _peek(label, read):
         print(label, "blocked:", type(exc).__name__)
     else:
         print("LEAK", label, text[:3000])
-_peek("gradebook", lambda: sqlite3.connect("file:COURSE/gradebook.db?mode=ro", uri=True).execute(
+'''
+
+READ_HIDDEN = '''
+import glob, inspect, os, sqlite3, sys
+''' + PEEK + '''_peek("gradebook", lambda: sqlite3.connect("file:COURSE/gradebook.db?mode=ro", uri=True).execute(
     "select * from grade_cells").fetchall())
 _peek("own autograded copy", lambda: open("01_rnn_unrolling.ipynb").read())
 _peek("autograded folder", lambda: open("COURSE/autograded/x_read_hidden/section09/01_rnn_unrolling.ipynb").read())
@@ -84,14 +88,7 @@ print("environment:", dict(os.environ))
 # zygote's socket, the other kernels' folders and processes.
 NEIGHBOURS = '''
 import glob, os, socket
-def _peek(label, read):
-    try:
-        text = str(read())
-    except Exception as exc:
-        print(label, "blocked:", type(exc).__name__)
-    else:
-        print("LEAK", label, text[:3000])
-def _connect(path):
+''' + PEEK + '''def _connect(path):
     s = socket.socket(socket.AF_UNIX)
     s.connect(path)
     return "connected to " + path
