@@ -1,6 +1,7 @@
 """Benchmark: grading a class. The same K generated submissions (a realistic mix: mostly complete, some partial,
-one untouched, one syntax error, one endless loop, one late) graded by stock serial `nbgrader autograde` and by the
-course's parallel runner (rnncourse.classgrade), in one run, same course config (sandbox on for both). Prints:
+one untouched, one syntax error, one endless loop, one late) graded by stock serial `nbgrader autograde` (nbgrader's
+own Execute: a fresh kernel and imports per notebook, no sandbox) and by the course's parallel runner
+(rnncourse.classgrade: sandboxed kernels forked from a pre-imported parent), in one run. Prints:
 
     wall time of each, `ratio:` (stock / ours), mean per-notebook overhead beyond the notebook's own cell compute,
     peak memory of the grading process tree, and the ratio for each worker count up to the machine's cores.
@@ -27,6 +28,7 @@ from autograde_timing import new_course
 
 from rnncourse import classgrade, notebooks, pipeline, submissions
 from rnncourse.course import DEMO_DUE_DATE, NOTEBOOKS, autograded_notebook, release_notebook, source_notebook
+from rnncourse.sandbox import STOCK_AUTOGRADE_CONFIG
 
 # The class: (demo kind, how many). K beyond the sum repeats full solutions.
 MIX = [("full_solution", 6), ("partial", 2), ("untouched_release", 1), ("syntax_error", 1), ("endless_loop", 1),
@@ -41,8 +43,8 @@ def class_mix(k: int) -> list[tuple[str, str]]:
     return [(f"s{i:03d}_{kind}", kind) for i, kind in enumerate(kinds[:k])]
 
 
-def make_course(workdir: Path, name: str, k: int) -> tuple[Path, list[str]]:
-    course = new_course(workdir, name, KEEP_TIMING)
+def make_course(workdir: Path, name: str, k: int, extra_config: str = "") -> tuple[Path, list[str]]:
+    course = new_course(workdir, name, KEEP_TIMING + extra_config)
     assert pipeline.set_due_date(course, DEMO_DUE_DATE).ok
     sources = {nb: notebooks.read(source_notebook(course, nb)) for nb in NOTEBOOKS}
     releases = {nb: notebooks.read(release_notebook(course, nb)) for nb in NOTEBOOKS}
@@ -132,17 +134,17 @@ def main() -> None:
           f"({n} notebooks): " + ", ".join(f"{kind} x{sum(1 for _, c in class_mix(k) if c == kind)}"
                                             for kind, _ in MIX))
     with tempfile.TemporaryDirectory() as tmp:
-        course, students = make_course(Path(tmp), "class", k)
-        stock = run_stock(course, students)
+        stock = run_stock(*make_course(Path(tmp), "stock", k, STOCK_AUTOGRADE_CONFIG))
+        course, students = make_course(Path(tmp), "ours", k)
         runs = {w: run_ours(course, students, w) for w in [args.workers, *[w for w in sweep if w != args.workers]]}
     ours = runs[args.workers]
 
     def overhead(run):
         return (run["busy"] - run["compute"]) / n
 
-    print(f"stock serial nbgrader autograde: {stock['wall']:.1f} s wall, {stock['compute']:.1f} s of cell compute, "
+    print(f"stock serial nbgrader autograde (its Execute, no sandbox): {stock['wall']:.1f} s wall, {stock['compute']:.1f} s of cell compute, "
           f"overhead {overhead(stock):.2f} s per notebook, peak memory {stock['peak'] / 2**20:.0f} MiB")
-    print(f"parallel runner, {args.workers} workers:   {ours['wall']:.1f} s wall, {ours['compute']:.1f} s of cell "
+    print(f"parallel runner, {args.workers} workers, sandboxed, forked kernels: {ours['wall']:.1f} s wall, {ours['compute']:.1f} s of cell "
           f"compute, overhead {overhead(ours):.2f} s per notebook, peak memory {ours['peak'] / 2**20:.0f} MiB")
     print(f"ratio: {stock['wall'] / ours['wall']:.2f}x (stock serial wall / parallel runner wall, {args.workers} "
           f"workers on {cores} cores; target >= 2.2x on 2 cores)")
