@@ -55,7 +55,8 @@ if sys.path and sys.path[0] == "":
 # Libraries the section's notebooks and checks import; imported once in the zygote.
 PRELOAD = ["numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch.utils.data", "matplotlib",
            "matplotlib.pyplot", "matplotlib_inline.backend_inline", "IPython", "ipykernel.kernelapp",
-           "ipykernel.ipkernel", "tqdm", "tqdm.auto"]
+           "ipykernel.ipkernel", "ipykernel.debugger", "pdb", "sqlite3", "tornado.gen", "tornado.locks",
+           "tornado.queues", "tqdm", "tqdm.auto"]  # the last line: what IPKernelApp.initialize imports
 
 # Runs as `python -c ZYGOTE <socket>` inside bwrap, as root with CAP_SETUID/SETGID/SYS_ADMIN (nothing else).
 ZYGOTE = r'''
