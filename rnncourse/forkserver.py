@@ -78,7 +78,8 @@ for _module in _payload["preload"]:
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+MS_REC, MS_PRIVATE, MNT_DETACH = 16384, 1 << 18, 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 
 def _ok(result, what):
@@ -96,9 +97,23 @@ def _become_kernel(req, fds):
     os.dup2(fds[2], 2)
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # nothing of the zygote's or the handler's reaches student code
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    # Read-only binds below /tmp (a venv in /tmp) would vanish under the kernel's own /tmp: park them, mount the
+    # new /tmp and /dev/shm, and bind them back, read-only.
+    parked = []
+    for i, path in enumerate(req["keep"]):
+        stage = os.path.join(req["stage"], "%d-%d" % (os.getpid(), i))
+        os.makedirs(stage)
+        _mount(path, stage, None, MS_BIND | MS_REC, None)
+        parked.append((stage, path))
     size = "size=%d,mode=1777" % req["tmp_bytes"]
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, size)
     _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, size)
+    for stage, path in parked:
+        os.makedirs(path, exist_ok=True)
+        _mount(stage, path, None, MS_BIND | MS_REC, None)
+        _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+        _ok(_libc.umount2(stage.encode(), MNT_DETACH), "umount " + stage)
+        os.rmdir(stage)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     for name, (soft, hard) in req["limits"].items():
         resource.setrlimit(getattr(resource, name), (soft, hard))
@@ -113,7 +128,8 @@ def _become_kernel(req, fds):
     os.environ.clear()
     os.environ.update(req["env"])
     if req.get("selftest"):
-        os._exit(0 if os.getuid() == uid and os.getpid() == 1 else 71)
+        ok = os.getuid() == uid and os.getpid() == 1 and all(os.path.isdir(p) for p in req["keep"])
+        os._exit(0 if ok else 71)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -215,6 +231,9 @@ class ForkServer:
         self.socket = str(self.root / "zygote.sock")
         self.runs = self.root / "runs"
         self.runs.mkdir(mode=0o711)
+        self.stage = self.root / "stage"  # where a kernel parks binds while it mounts its own /tmp
+        self.stage.mkdir(mode=0o700)
+        self.keep: list[str] = []  # set by the caller: read-only binds below /tmp or /dev/shm
         self.process = None
         self._command_for, self._python, self._payload = command_for, python, payload
         self._lock = threading.Lock()
@@ -245,7 +264,7 @@ class ForkServer:
     def _selftest(self) -> int | None:
         """Fork one child through every isolation step, as an unprivileged uid, and see it exit cleanly."""
         request = {"selftest": True, "uid": 65534, "limits": {}, "env": {}, "cwd": "/", "argv": [],
-                   "tmp_bytes": 1 << 20}
+                   "tmp_bytes": 1 << 20, **self.mounts()}
         null = os.open(os.devnull, os.O_RDWR)
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn, \
@@ -264,6 +283,10 @@ class ForkServer:
             return None
         finally:
             os.close(null)
+
+    def mounts(self) -> dict:
+        """What each kernel's request says about mounts: read-only binds to keep visible under its own /tmp."""
+        return {"keep": self.keep, "stage": str(self.stage)}
 
     def bridge_command(self) -> list[str]:
         return [self._python, "-I", "-S", "-c", BRIDGE, self.socket]

@@ -334,7 +334,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         if server is not None:
             payload.write(json.dumps({"secret": self.secret.hex(), "limits": limits, "uid": uid, "env": env,
                                       "cwd": str(work), "argv": kernel_args,
-                                      "tmp_bytes": executor.tmp_limit_mb << 20}).encode())
+                                      "tmp_bytes": executor.tmp_limit_mb << 20, **server.mounts()}).encode())
             payload.seek(0)
             return server.bridge_command(), kw
         payload.write(json.dumps({"secret": self.secret.hex(), "limits": limits,
@@ -390,6 +390,7 @@ def _fork_server(executor: SandboxedExecute) -> forkserver.ForkServer:
     def command_for(server: forkserver.ForkServer) -> list[str]:
         sandbox = SandboxCommand(None, 16 << 20, zygote=True)
         sandbox.bind_python(python)
+        server.keep = [p for p in _read_only_paths(python) if p.startswith(("/tmp/", "/dev/shm/"))]
         sandbox.bind_gpus()
         sandbox.bind("--bind", str(server.root))
         # matplotlib reads its config and font list once, in the zygote: a readable seeded folder for all kernels
