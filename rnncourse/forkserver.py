@@ -115,6 +115,24 @@ def _become_kernel(req, fds):
         _ok(_libc.umount2(stage.encode(), MNT_DETACH), "umount " + stage)
         os.rmdir(stage)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    # This process stays PID 1 of the namespace, as bwrap's init does: the kernel must not be PID 1, which ignores
+    # signals it has no handler for (a notebook's os.kill(os.getpid(), 9) would do nothing).
+    kernel = os.fork()
+    if kernel == 0:
+        _run_kernel(req)
+        os._exit(0)
+    for fd in (0, 1, 2):
+        os.close(fd)
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)  # nobody: not the kernel's uid (its process budget), no capabilities
+    os.setresuid(65534, 65534, 65534)
+    _ok(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    while True:  # reap whatever ends in the namespace until the kernel itself does; its end ends the namespace
+        pid, status = os.wait()
+        if pid == kernel:
+            os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+
+def _run_kernel(req):
     for name, (soft, hard) in req["limits"].items():
         resource.setrlimit(getattr(resource, name), (soft, hard))
     uid = req["uid"]
@@ -128,7 +146,7 @@ def _become_kernel(req, fds):
     os.environ.clear()
     os.environ.update(req["env"])
     if req.get("selftest"):
-        ok = os.getuid() == uid and os.getpid() == 1 and all(os.path.isdir(p) for p in req["keep"])
+        ok = os.getuid() == uid and os.getpid() == 2 and all(os.path.isdir(p) for p in req["keep"])
         os._exit(0 if ok else 71)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
@@ -151,7 +169,7 @@ def _serve(conn):
         data += more
     req = json.loads(data)
     _ok(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-    kid = os.fork()  # the first process in the new PID namespace: when it ends, everything it started ends
+    kid = os.fork()  # PID 1 of the new PID namespace: when it ends, everything in the namespace ends
     if kid == 0:
         conn.close()
         try:
