@@ -19,6 +19,7 @@ every SQLite transaction take the write lock up front (`BEGIN IMMEDIATE`) and wa
 from __future__ import annotations
 
 import concurrent.futures as cf
+import glob
 import multiprocessing
 import os
 import socket
@@ -150,9 +151,8 @@ def grade_student(course_dir: str, student: str, db_url: str | None = None) -> S
 
 def _dropped(course: Path, student: str) -> list[str]:
     """Notebooks the student handed in that have no autograded copy (nbgrader removed them)."""
-    handed_in = course / "submitted" / student / ASSIGNMENT
-    graded = course / "autograded" / student / ASSIGNMENT
-    return [p.stem for p in sorted(handed_in.glob("*.ipynb")) if not (graded / p.name).exists()]
+    from .pipeline import dropped_notebooks
+    return [notebook for _, notebook in dropped_notebooks(course, glob.escape(student))]
 
 
 def _gradebook_score(api, student: str) -> tuple[float, float, bool]:
