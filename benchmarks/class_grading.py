@@ -118,8 +118,9 @@ def run_ours(course: Path, students: list[str], workers: int) -> dict:
         outcomes = classgrade.grade(course, workers=workers, quiet=True)
         wall = time.monotonic() - start
     assert all(o.graded for o in outcomes), [o.line() for o in outcomes if not o.graded]
+    starts = {o.worker: o.worker_start_seconds for o in outcomes}  # one per worker process
     return dict(wall=wall, busy=sum(o.seconds for o in outcomes), compute=compute(course, students),
-                peak=memory.peak)
+                peak=memory.peak, worker_start=statistics.mean(starts.values()))
 
 
 def main() -> None:
@@ -146,6 +147,9 @@ def main() -> None:
           f"overhead {overhead(stock):.2f} s per notebook, peak memory {stock['peak'] / 2**20:.0f} MiB")
     print(f"parallel runner, {args.workers} workers, sandboxed, forked kernels: {ours['wall']:.1f} s wall, {ours['compute']:.1f} s of cell "
           f"compute, overhead {overhead(ours):.2f} s per notebook, peak memory {ours['peak'] / 2**20:.0f} MiB")
+    print(f"  worker start-up, once per worker while the others grade (spawn, course config, zygote importing torch "
+          f"& co.): {ours['worker_start']:.1f} s; overhead with it spread over the notebooks: "
+          f"{(ours['busy'] - ours['compute'] + ours['worker_start'] * args.workers) / n:.2f} s per notebook")
     print(f"ratio: {stock['wall'] / ours['wall']:.2f}x (stock serial wall / parallel runner wall, {args.workers} "
           f"workers on {cores} cores; target >= 2.2x on 2 cores)")
     print("ratio by workers: " + ", ".join(f"{w}: {stock['wall'] / runs[w]['wall']:.2f}x ({runs[w]['wall']:.0f} s, "

@@ -5,7 +5,8 @@ one task: a worker runs nbgrader's own Autograde app (through its Python API, th
 student, with the course's nbgrader_config.py, so every kernel still runs in the sandbox and writes the same
 gradebook rows as `nbgrader autograde`. Tasks go to any `concurrent.futures.Executor`:
 
-- `local_executor(n)`: n worker processes on this machine (default: one per core);
+- `local_executor(n, course)`: n worker processes on this machine (default: one per core), each preparing itself
+  (course config, the sandbox's zygote with torch imported) as it starts, so no task pays for that;
 - `dask_executor(address)`: the workers of a running Dask distributed cluster (`dask scheduler` / `dask worker
   ADDRESS --nthreads 1`). Workers must see the course directory at the same path (e.g. NFS) and reach the
   gradebook: use PostgreSQL there (`c.CourseDirectory.db_url` in nbgrader_config.py).
@@ -48,6 +49,7 @@ class StudentOutcome:
     worker: str = ""
     problems: list = field(default_factory=list)  # why something could not be graded, in words
     log: str = ""  # path of the nbgrader log for this student
+    worker_start_seconds: float = 0.0  # the worker's one-time start-up (config, zygote), not in `seconds`
 
     def line(self) -> str:
         status = f"{self.score:g}/{self.max_score:g}" if self.graded else "NOT GRADED"
@@ -58,6 +60,24 @@ class StudentOutcome:
 # ---- in the worker ---------------------------------------------------------------------------------------------
 
 _API_CACHE: dict = {}
+_WORKER_START_SECONDS = 0.0
+
+
+def prepare_worker(course_dir: str, db_url: str | None = None) -> None:
+    """A worker's one-time start-up, run when the worker starts rather than in its first task: load the course
+    config and start the sandbox's zygote (torch & co. imported once), so no student's task pays for either."""
+    global _WORKER_START_SECONDS
+    from .sandbox import prestart_fork_server
+
+    start = time.monotonic()
+    try:
+        import nbgrader.converters  # noqa: F401 -- imported here once rather than inside the first student's task
+        import nbgrader.preprocessors  # noqa: F401
+
+        prestart_fork_server(_api(course_dir, db_url).config)
+    except Exception:  # never break the pool: the first task meets the same problem and reports it per student
+        pass
+    _WORKER_START_SECONDS = time.monotonic() - start
 
 
 def _serialise_sqlite_writers() -> None:
@@ -131,7 +151,7 @@ def grade_student(course_dir: str, student: str, db_url: str | None = None) -> S
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{student}.log"
     outcome = StudentOutcome(student, graded=False, worker=f"{socket.gethostname()}:{os.getpid()}",
-                             log=str(log_path))
+                             log=str(log_path), worker_start_seconds=_WORKER_START_SECONDS)
     with open(log_path, "w") as log:
         _autograde(api, student, "*", log)
         for notebook in _dropped(course, student):
@@ -165,10 +185,13 @@ def _gradebook_score(api, student: str) -> tuple[float, float, bool]:
 
 # ---- in the coordinator ----------------------------------------------------------------------------------------
 
-def local_executor(workers: int | None = None) -> cf.Executor:
-    """Worker processes on this machine (spawned: no threads or locks inherited from the coordinator)."""
+def local_executor(workers: int | None = None, course_dir: Path | None = None,
+                   db_url: str | None = None) -> cf.Executor:
+    """Worker processes on this machine (spawned: no threads or locks inherited from the coordinator). Given the
+    course, each worker prepares itself (`prepare_worker`) as it starts, while the others already grade."""
+    prepare = dict(initializer=prepare_worker, initargs=(str(Path(course_dir).resolve()), db_url)) if course_dir else {}
     return cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1,
-                                  mp_context=multiprocessing.get_context("spawn"))
+                                  mp_context=multiprocessing.get_context("spawn"), **prepare)
 
 
 def dask_executor(scheduler_address: str) -> cf.Executor:
@@ -212,7 +235,7 @@ def grade_class(course_dir: Path, executor: cf.Executor, students: list[str] | N
 def grade(course_dir: Path, workers: int | None = None, scheduler: str | None = None,
           students: list[str] | None = None, db_url: str | None = None, quiet: bool = False) -> list[StudentOutcome]:
     """grade_class on local worker processes, or on the Dask cluster at `scheduler`."""
-    executor = dask_executor(scheduler) if scheduler else local_executor(workers)
+    executor = dask_executor(scheduler) if scheduler else local_executor(workers, course_dir, db_url)
     try:
         return grade_class(course_dir, executor, students, db_url, quiet)
     finally:
