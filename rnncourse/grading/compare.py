@@ -32,8 +32,12 @@ TOLERANCE = {
 }
 CALL_TIME_LIMIT_S = 10.0
 
-# Each check also runs its first case on a GPU when one is present, so device-agnostic code is verified there.
-DEVICES = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
+def extra_devices() -> tuple[str, ...]:
+    """Devices beyond the CPU that each check also runs its first case on ("cuda" when a GPU is present), so
+    device-agnostic code is verified there. Asked when a check runs, never at import: the grading zygote imports this
+    module and forks kernels from it, and a child forked after its parent initialised CUDA cannot use CUDA."""
+    return ("cuda",) if torch.cuda.is_available() else ()
 
 
 class HiddenTestFailure(AssertionError):
@@ -129,7 +133,7 @@ def variants(base_cases: Sequence[dict]) -> list[dict]:
     cases = [dict(case, dtype=torch.float64, device="cpu") for case in base_cases]
     first = base_cases[0]
     cases.append(dict(first, dtype=torch.float32, device="cpu", label=f"{first['label']}, float32 inputs"))
-    for device in DEVICES[1:]:
+    for device in extra_devices():
         cases.append(dict(first, dtype=torch.float64, device=device, label=f"{first['label']}, on {device}"))
     return cases
 

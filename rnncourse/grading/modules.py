@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .compare import DEVICES, uniform
+from .compare import extra_devices, uniform
 
 # kind of recurrence -> (its cell class, its layer class)
 RECURRENT = {"rnn": (nn.RNNCell, nn.RNN), "lstm": (nn.LSTMCell, nn.LSTM)}
@@ -54,7 +54,7 @@ def conversion_cases(rows, seed0: int) -> list[dict]:
     cases = [dict(label=label, shape=shape, D=D, H=H, seed=seed0 + i, dtype=torch.float64, device="cpu")
              for i, (label, shape, D, H) in enumerate(rows)]
     cases.append(dict(cases[0], label=cases[0]["label"] + " in float32", dtype=torch.float32))
-    for device in DEVICES[1:]:
+    for device in extra_devices():
         cases.append(dict(cases[1], label=cases[1]["label"] + f" on {device}", device=device))
     return cases
 

@@ -19,7 +19,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .compare import DEVICES, Checker, HiddenTestFailure, StudentCallFailed, close, randn, seeded, substituted
+from .compare import (
+    Checker,
+    HiddenTestFailure,
+    StudentCallFailed,
+    close,
+    extra_devices,
+    randn,
+    seeded,
+    substituted,
+)
 from .guard import graded_check
 
 # -- the notebook's data --------------------------------------------------------------------------------------------
@@ -121,7 +130,7 @@ def check_detach_state(namespace: dict) -> None:
                        label)
     cases = [(label, make, torch.float64, "cpu") for label, make in DETACH_CASES]
     cases.append((DETACH_CASES[1][0] + " in float32", DETACH_CASES[1][1], torch.float32, "cpu"))
-    cases += [(DETACH_CASES[1][0] + f" on {d}", DETACH_CASES[1][1], torch.float64, d) for d in DEVICES[1:]]
+    cases += [(DETACH_CASES[1][0] + f" on {d}", DETACH_CASES[1][1], torch.float64, d) for d in extra_devices()]
     for seed, (label, make, dtype, device) in enumerate(cases):
         with check.case(label):
             _, factory = _graph_states(seeded(3000 + seed), dtype, device)
@@ -192,7 +201,7 @@ def check_clip_grad_norm(namespace: dict) -> None:
     cases = [(label, shapes, ratio, torch.float64, "cpu") for label, shapes, ratio in CLIP_CASES]
     cases.append((CLIP_CASES[0][0] + ", float32", CLIP_CASES[0][1], CLIP_CASES[0][2], torch.float32, "cpu"))
     cases += [(CLIP_CASES[0][0] + f", on {d}", CLIP_CASES[0][1], CLIP_CASES[0][2], torch.float64, d)
-              for d in DEVICES[1:]]
+              for d in extra_devices()]
     for seed, (label, shapes, ratio, dtype, device) in enumerate(cases):
         with check.case(label):
             gen = seeded(3100 + seed)
@@ -334,7 +343,7 @@ def check_sequence_predictor(namespace: dict) -> None:
     cases = [dict(zip(("label", "cell", "D", "H", "O", "L", "B", "T"), row), dtype=torch.float64, device="cpu")
              for row in PREDICTOR_CASES]
     cases.append(dict(cases[0], label=cases[0]["label"] + ", float32", dtype=torch.float32))
-    cases += [dict(cases[1], label=cases[1]["label"] + f", on {d}", device=d) for d in DEVICES[1:]]
+    cases += [dict(cases[1], label=cases[1]["label"] + f", on {d}", device=d) for d in extra_devices()]
     for seed, case in enumerate(cases):
         with check.case(case["label"]) as label:
             _check_predictor_case(check, predictor_class, case, seed, label)
@@ -521,7 +530,7 @@ def check_train_tbptt(namespace: dict) -> None:
     cases = [dict(zip(("label", "cell", "T", "chunk_len", "max_grad_norm", "carry_state"), row),
                   dtype=torch.float64, device="cpu") for row in TBPTT_CASES]
     cases.append(dict(cases[1], label=cases[1]["label"] + ", float32", dtype=torch.float32))
-    cases += [dict(cases[1], label=cases[1]["label"] + f", on {d}", device=d) for d in DEVICES[1:]]
+    cases += [dict(cases[1], label=cases[1]["label"] + f", on {d}", device=d) for d in extra_devices()]
     for seed, case in enumerate(cases):
         with check.case(case["label"]) as label, substituted(train, **_REFERENCES):
             want_probe, want_opt, _, _ = _tbptt_run(reference_train_tbptt, case, seed)
