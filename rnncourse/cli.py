@@ -49,8 +49,15 @@ def _check(result: pipeline.StepResult, must_succeed: bool = True) -> None:
         raise SystemExit(f"{result.step} failed; see {result.log}")
 
 
-def check_sandbox() -> None:
-    """Autograde refuses to start without a working sandbox, rather than fail on every kernel."""
+def check_sandbox(course_dir: Path) -> None:
+    """Autograde refuses to start without a working sandbox, rather than fail on every kernel, unless the course's
+    nbgrader_config.py turned the sandbox off (said loudly: student code then runs with the grader's access)."""
+    from .course import course_config
+
+    if not sandbox.SandboxedExecute(config=course_config(course_dir)).sandbox:
+        print("  WARNING: the grading sandbox is off (c.SandboxedExecute.sandbox = False in nbgrader_config.py): "
+              "student code runs with your file and network access.")
+        return
     try:
         sandbox.check_sandbox_works()
     except sandbox.SandboxUnavailable as problem:
@@ -73,7 +80,7 @@ def grade_class(course_dir: Path, workers: int | None = None, scheduler: str | N
 def demo(course_dir: Path, workers: int | None = None) -> int:
     start = time.monotonic()
     print(f"Instructor demo in {course_dir}\n")
-    check_sandbox()
+    check_sandbox(course_dir)
     reset_demo(course_dir)
     print("1. generate the release from source/, and set the due date")
     _check(pipeline.generate(course_dir))
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "submissions":
         print("\n".join(submissions.write_demo_submissions(course_dir)))
     elif args.command == "autograde":
-        check_sandbox()
+        check_sandbox(course_dir)
         if args.serial:
             n = len(classgrade.submitted_students(course_dir, args.student))
             _check(pipeline.autograde(course_dir, n_submissions=n, students=args.student), must_succeed=False)

@@ -182,3 +182,17 @@ def test_export_from_postgres_has_per_test_columns(postgres_dask_class):
     rows = {r["student_id"]: r for r in postgres_dask_class.csv}
     assert float(rows["late_3days"]["score"]) == pytest.approx(expected_total("late_3days"))
     assert rows["wrong_embed"][f"{NB01}:test_embed"] == "0"
+
+
+def test_a_course_that_turns_the_sandbox_off_is_warned_not_refused(tmp_path, capsys):
+    """`c.SandboxedExecute.sandbox = False` (e.g. a machine without bubblewrap) grades, with a loud warning; the
+    course as committed gets the sandbox check and no warning."""
+    from rnncourse import cli
+
+    course = make_course(tmp_path / "course")
+    cli.check_sandbox(course)
+    assert "WARNING" not in capsys.readouterr().out
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write("\nc.SandboxedExecute.sandbox = False\n")
+    cli.check_sandbox(course)
+    assert "WARNING: the grading sandbox is off" in capsys.readouterr().out
