@@ -13,13 +13,17 @@ RUN := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ASSIGNMENT := section09
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv sandbox-tools postgres-tools generate submissions autograde feedback export reports scores lab bench bench-notebooks clean-demo
+.PHONY: demo test test-browser venv sandbox-tools postgres-tools browser-tools generate submissions autograde feedback export reports scores lab formgrader bench bench-notebooks clean-demo
 
 demo: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python -m rnncourse demo
 
-test: $(STAMP) sandbox-tools postgres-tools
+test: $(STAMP) sandbox-tools postgres-tools browser-tools
 	$(RUN) $(BIN)/python -m pytest
+
+# Only the browser tests (JupyterLab in Chromium); screenshots land in artifacts/browser/.
+test-browser: $(STAMP) browser-tools
+	$(RUN) $(BIN)/python -m pytest -m browser
 
 venv: $(STAMP)
 
@@ -50,6 +54,10 @@ sandbox-tools:
 postgres-tools:
 	$(call apt_install,ls /usr/lib/postgresql/*/bin/initdb,postgresql,the class-grading tests)
 
+# The browser tests drive Debian's Chromium with Playwright (no browser download).
+browser-tools:
+	$(call apt_install,test -x /usr/bin/chromium,chromium,the browser tests)
+
 generate: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse generate
 
@@ -75,6 +83,10 @@ scores: $(STAMP)
 # The student's view: JupyterLab on the released assignment (open a notebook, run it, press Validate).
 lab: $(STAMP)
 	cd release/$(ASSIGNMENT) && $(RUN) $(BIN)/jupyter lab
+
+# The instructor's view: JupyterLab in the course directory; Nbgrader > Formgrader.
+formgrader: $(STAMP)
+	$(RUN) $(BIN)/jupyter lab
 
 # Class grading: stock serial nbgrader autograde vs the parallel runner on 12 submissions; prints, asserts nothing.
 bench: $(STAMP) sandbox-tools
