@@ -24,12 +24,18 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import playwright.sync_api as playwright  # in requirements.txt: a missing one fails the run, never skips it
 import pytest
 
 from rnncourse import notebooks, pipeline
-from rnncourse.course import ASSIGNMENT, NOTEBOOKS, bin_path, release_notebook, source_notebook, tool_env
-
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements.txt: run `make test`")
+from rnncourse.course import (
+    ASSIGNMENT,
+    NOTEBOOKS,
+    bin_path,
+    release_notebook,
+    source_notebook,
+    tool_env,
+)
 
 pytestmark = pytest.mark.browser
 
