@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +18,13 @@ from pathlib import Path
 from nbclient import NotebookClient
 
 from rnncourse import notebooks, pipeline, report, submissions
-from rnncourse.course import NOTEBOOKS, release_notebook, repo_root, source_notebook
+from rnncourse.course import (
+    NOTEBOOKS,
+    new_course_dir,
+    release_notebook,
+    repo_root,
+    source_notebook,
+)
 from rnncourse.sandbox import STOCK_AUTOGRADE_CONFIG
 
 
@@ -41,13 +46,7 @@ def time_notebook(path: Path, workdir: Path) -> tuple[float, float, str]:
 
 def new_course(workdir: Path, name: str, extra_config: str = "") -> Path:
     """The repository's config (plus extra_config lines) and source/, generated: an empty class."""
-    course = workdir / name
-    course.mkdir()
-    shutil.copy(repo_root() / "nbgrader_config.py", course)
-    with open(course / "nbgrader_config.py", "a") as config:
-        config.write(extra_config)
-    shutil.copytree(repo_root() / "source", course / "source")
-    (course / "autograded").mkdir()
+    course = new_course_dir(workdir / name, extra_config)
     assert pipeline.generate(course).ok
     return course
 

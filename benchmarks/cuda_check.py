@@ -11,7 +11,6 @@ differently from the same demo with CUDA hidden (run second, on the same machine
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,13 @@ import torch
 from nbclient import NotebookClient
 
 from rnncourse import notebooks, report
-from rnncourse.course import NOTEBOOKS, repo_root, source_notebook, tool_env
+from rnncourse.course import (
+    NOTEBOOKS,
+    new_course_dir,
+    repo_root,
+    source_notebook,
+    tool_env,
+)
 
 
 def run_solution_notebook(notebook: str, workdir: Path) -> tuple[float, list[str], str]:
@@ -48,13 +53,7 @@ def run_solution_notebook(notebook: str, workdir: Path) -> tuple[float, list[str
 def run_demo(course: Path, sandbox: bool = True, cpu_only: bool = False) -> tuple[float, dict, str, int]:
     """`python -m rnncourse demo` in a fresh course directory (`cpu_only`: with CUDA hidden from every process).
     Returns seconds, each student's score after late penalties, the demo's output and its exit status."""
-    course.mkdir()
-    shutil.copy(repo_root() / "nbgrader_config.py", course)
-    if not sandbox:
-        with open(course / "nbgrader_config.py", "a") as config:
-            config.write("\nc.SandboxedExecute.sandbox = False\n")
-    shutil.copytree(repo_root() / "source", course / "source")
-    (course / "autograded").mkdir()
+    new_course_dir(course, "" if sandbox else "c.SandboxedExecute.sandbox = False")
     start = time.monotonic()
     env = tool_env({"CUDA_VISIBLE_DEVICES": ""} if cpu_only else None)
     proc = subprocess.run([sys.executable, "-m", "rnncourse", "demo", "--course-dir", str(course)],

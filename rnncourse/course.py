@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,6 +16,20 @@ DEMO_DUE_DATE = "2026-11-20 17:00:00 UTC"
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+def new_course_dir(dest: Path, extra_config: str = "") -> Path:
+    """A fresh course directory holding only what an instructor commits: this repository's nbgrader_config.py (plus
+    `extra_config` lines) and source/, with an empty autograded/ (no release, no gradebook yet)."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(repo_root() / "nbgrader_config.py", dest)
+    if extra_config:
+        with open(dest / "nbgrader_config.py", "a") as config:
+            config.write("\n" + extra_config + "\n")
+    shutil.copytree(repo_root() / "source", dest / "source")
+    (dest / "autograded").mkdir()
+    return dest
 
 
 def tool_env(extra: dict | None = None) -> dict:

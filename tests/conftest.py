@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from rnncourse import notebooks, pipeline, report, submissions
-from rnncourse.course import NOTEBOOKS, release_notebook, source_notebook, tool_env
+from rnncourse.course import (
+    NOTEBOOKS,
+    new_course_dir,
+    release_notebook,
+    source_notebook,
+    tool_env,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from catalog import CATALOG  # noqa: E402
@@ -29,11 +35,7 @@ WORKERS = 2
 
 def make_course(dest: Path) -> Path:
     """A fresh course directory holding only what an instructor commits: config and source/ (no release yet)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "nbgrader_config.py", dest)
-    shutil.copytree(ROOT / "source", dest / "source")
-    (dest / "autograded").mkdir()
-    return dest
+    return new_course_dir(dest)
 
 
 def write_catalog_submissions(course: Path, entries) -> None:

@@ -32,6 +32,7 @@ from rnncourse.course import (
     ASSIGNMENT,
     NOTEBOOKS,
     bin_path,
+    new_course_dir,
     release_notebook,
     source_notebook,
     tool_env,
@@ -271,9 +272,7 @@ def test_student_opens_runs_and_validates(browser, student_lab, student_home, ar
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
     """An instructor's course directory: config and source/, with the assignment generated into the gradebook."""
-    course = tmp_path_factory.mktemp("course")
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    shutil.copytree(ROOT / "source", course / "source")
+    course = new_course_dir(tmp_path_factory.mktemp("course"))
     assert pipeline.generate(course).ok
     return course
 
