@@ -43,6 +43,11 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
+# A hand-in is regular files only: before nbgrader reads or copies a hand-in (as the instructor, following links),
+# symlinks, hard links, devices, FIFOs and sockets in it are moved to refused/<student>/ and noted on the student's
+# row; a refused notebook counts as not handed in (rnncourse/handins.py).
+c.Autograde.pre_convert_hook = "rnncourse.handins.before_autograde"
+
 # Autograde runs every kernel in a sandbox (rnncourse/sandbox.py): no access to source/, the gradebook, other
 # students or the network; memory, CPU-time, process and file-size limits; hidden-test code only in memory; tampering
 # detected. A notebook whose kernel dies or hangs costs only its own points. Students' Validate is unchanged: only

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from . import handins
 from .course import ASSIGNMENT, NOTEBOOKS, course_config, tool_env
 
 SQLITE_WAIT_MS = 10 * 60 * 1000  # how long a worker waits for SQLite's write lock before giving up
@@ -50,11 +51,13 @@ class StudentOutcome:
     problems: list = field(default_factory=list)  # why something could not be graded, in words
     log: str = ""  # path of the nbgrader log for this student
     worker_start_seconds: float = 0.0  # the worker's one-time start-up (config, zygote), not in `seconds`
+    refused: list = field(default_factory=list)  # hand-in entries set aside before grading (rnncourse.handins)
 
     def line(self) -> str:
         status = f"{self.score:g}/{self.max_score:g}" if self.graded else "NOT GRADED"
         why = f"  ({'; '.join(self.problems)})" if self.problems else ""
-        return f"{self.student:24s} {status:>12s}  {self.seconds:6.1f} s  {self.worker}{why}"
+        refused = f"  [{'; '.join(self.refused)}]" if self.refused else ""
+        return f"{self.student:24s} {status:>12s}  {self.seconds:6.1f} s  {self.worker}{why}{refused}"
 
 
 # ---- in the worker ---------------------------------------------------------------------------------------------
@@ -152,10 +155,16 @@ def grade_student(course_dir: str, student: str, db_url: str | None = None) -> S
     log_path = logs / f"{student}.log"
     outcome = StudentOutcome(student, graded=False, worker=f"{socket.gethostname()}:{os.getpid()}",
                              log=str(log_path), worker_start_seconds=_WORKER_START_SECONDS)
+    handins.set_aside(course, [student])  # the coordinator did it for the class; a task run on its own does it here
+    refused = handins.on_record(course, student)
+    outcome.refused = [r.note() for r in refused]
     with open(log_path, "w") as log:
-        _autograde(api, student, "*", log)
-        for notebook in _dropped(course, student):
-            _autograde(api, student, notebook, log)
+        if refused and not handins.has_notebooks(course, student):  # nbgrader would skip the folder: no row at all
+            handins.record_not_handed_in(course, student, api.coursedir.db_url)
+        else:
+            _autograde(api, student, "*", log)
+            for notebook in _dropped(course, student):
+                _autograde(api, student, notebook, log)
     dropped = _dropped(course, student)
     outcome.problems = [f"{nb} not graded" for nb in dropped]
     try:
@@ -215,6 +224,9 @@ def grade_class(course_dir: Path, executor: cf.Executor, students: list[str] | N
     status line per student as it finishes. A task that fails outright is reported as not graded."""
     course_dir = Path(course_dir).resolve()
     students = submitted_students(course_dir) if students is None else students
+    # Links and special files out of every hand-in before any task starts: judged for the class at once, so a file
+    # hard-linked between two hand-ins is refused in both, whichever worker would have come first.
+    handins.set_aside(course_dir, students)
     futures = {executor.submit(grade_student, str(course_dir), s, db_url): s for s in students}
     outcomes = []
     with tqdm(total=len(futures), unit="student", desc="autograde", disable=quiet) as bar:

@@ -24,7 +24,7 @@ from pathlib import Path
 from . import classgrade, classreport, pipeline, report, sandbox, submissions
 from .course import ASSIGNMENT, DEMO_DUE_DATE
 
-DEMO_OUTPUTS = ("submitted", "feedback", "logs", "reports", "gradebook.db", "grades.csv")
+DEMO_OUTPUTS = ("submitted", "refused", "feedback", "logs", "reports", "gradebook.db", "grades.csv")
 
 
 def reset_demo(course_dir: Path) -> None:

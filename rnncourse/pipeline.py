@@ -16,6 +16,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 from tqdm import tqdm
 
+from . import handins
 from .course import ASSIGNMENT, bin_path, gradebook_url, tool_env
 
 # nbgrader logs this once per submission, when it has written the graded copy.
@@ -100,8 +101,15 @@ def autograde(course_dir: Path, n_submissions: int | None = None, quiet: bool = 
     whole assignment; those students' other notebooks are then graded one by one, so the bad notebook costs only
     its own points. A non-zero exit means something could not be graded; the report says what."""
     selection = [f"--student={students}"] if students else []
+    # Links and special files out of the hand-ins first (nbgrader_config.py's hook would do it too, per run), so a
+    # hand-in left without notebooks is known here and still gets its zero rows below.
+    handed_in = handins.handin_students(course_dir, students or "*")
+    handins.set_aside(course_dir, handed_in)
     result = nbgrader(course_dir, "autograde", ASSIGNMENT, "--force", *selection, progress_total=n_submissions,
                       quiet=quiet)
+    for student in handed_in:
+        if handins.on_record(course_dir, student) and not handins.has_notebooks(course_dir, student):
+            handins.record_not_handed_in(course_dir, student)  # nbgrader skipped the folder: no row otherwise
     for student, notebook in dropped_notebooks(course_dir, students):
         nbgrader(course_dir, "autograde", ASSIGNMENT, "--force", f"--student={student}", f"--notebook={notebook}",
                  log_name=f"autograde-{student}-{notebook}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import notebooks, sandbox
+from . import handins, notebooks, sandbox
 from .course import ASSIGNMENT, autograded_notebook, gradebook_url, release_notebook, source_notebook, submitted_dir
 
 # Errors worth a note to the instructor, by the name nbgrader or Python gives them. Failed tests are not notes:
@@ -76,18 +76,21 @@ def _cell_order(course_dir: Path, notebook: str, scores: dict) -> list:
 
 
 def notes(course_dir: Path, student: str, notebook: str) -> list[str]:
-    """What went wrong beyond failed tests: errors worth a look, and changes to the notebook's structure."""
+    """What went wrong beyond failed tests: refused hand-in entries (rnncourse.handins), errors worth a look, and
+    changes to the notebook's structure."""
     path = autograded_notebook(course_dir, student, notebook)
     handed_in = submitted_dir(course_dir, student) / f"{notebook}.ipynb"
+    refused, refused_elsewhere = handins.refusal_notes(course_dir, student, notebook)
     if not handed_in.exists():
-        return ["not submitted"]
+        return (refused or ["not submitted"]) + refused_elsewhere
     try:
         submitted = notebooks.read(handed_in)
     except Exception as exc:  # nbformat raises several kinds for a damaged file
-        return [f"not graded: invalid notebook ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"]
+        return [f"not graded: invalid notebook ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"] \
+            + refused_elsewhere
     if not path.exists():
-        return ["not graded: nbgrader removed it (see logs/autograde.log)"]
-    found = []
+        return ["not graded: nbgrader removed it (see logs/autograde.log)"] + refused_elsewhere
+    found = list(refused_elsewhere)
     for index, cell in enumerate(notebooks.read(path).cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") != "error":
