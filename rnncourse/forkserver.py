@@ -7,7 +7,9 @@ and then, per kernel, forks a child that isolates itself before any student code
 
 * new mount, PID, network, IPC and UTS namespaces: a private /tmp, /dev/shm and /proc, no loopback shared with other
   kernels, every process it starts dies with it;
-* the kernel's own leased uid (all capabilities dropped with root), no_new_privs, the executor's rlimits;
+* the kernel's own leased uid, and as that uid a user namespace of its own (mapping only that uid, allowing no
+  nested one), with no capability left, not even in the bounding set; no_new_privs, the executor's rlimits, and
+  last the seccomp filter of ``rnncourse.seccomp_policy``;
 * its working copy, home and Unix sockets in a folder only its uid can enter.
 
 Each kernel still runs exactly one notebook. The executor talks to it as to any kernel: the process it launches is a
@@ -26,6 +28,8 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+
+from . import seccomp_policy
 
 # Python run first in a sandboxed interpreter (the zygote, or a kernel started on its own) with `_payload` read from
 # stdin: imports the grading modules from their sources in the payload, so no file of them exists in the sandbox.
@@ -60,13 +64,15 @@ PRELOAD = ["numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "
 
 # Runs as `python -c ZYGOTE <socket>` inside bwrap, as root with CAP_SETUID/SETGID/SYS_ADMIN (nothing else).
 ZYGOTE = r'''
-import ctypes, importlib, importlib.abc, importlib.util, json, os, resource, select, signal, socket, sys, traceback
+import ctypes, errno, importlib, importlib.abc, importlib.util, json, os, resource, select, signal, socket, sys
+import traceback
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 _payload = json.loads(sys.stdin.buffer.read().decode())
 _null = os.open(os.devnull, os.O_RDONLY)
 os.dup2(_null, 0)
 os.close(_null)
 os.environ.update(_payload["env"])
+_SECCOMP = bytes.fromhex(_payload["seccomp"])  # seccomp_policy.bpf_program(): every kernel loads it
 
 ''' + IMPORT_GRADING_MODULES + r'''
 for _module in _payload["preload"]:
@@ -77,10 +83,14 @@ for _module in _payload["preload"]:
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
-CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 MS_REC, MS_PRIVATE, MNT_DETACH = 16384, 1 << 18, 2
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 22, 24, 38
+SECCOMP_MODE_FILTER, LINUX_CAPABILITY_VERSION_3 = 2, 0x20080522
+
+class _SockFprog(ctypes.Structure):  # struct sock_fprog: a BPF program for prctl(PR_SET_SECCOMP)
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
 def _ok(result, what):
     if result != 0:
@@ -132,22 +142,59 @@ def _become_kernel(req, fds):
         if pid == kernel:
             os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
+def _own_user_namespace(uid):
+    """As `uid`, a user namespace of the kernel's own that maps only `uid`: what the kernel keys to its user
+    (keyrings, counts) lives and dies with it. Its creator holds every capability in it, bounding set included:
+    drop them all."""
+    _ok(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")  # /proc/self/*_map are then the kernel's to write
+    _ok(_libc.unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)")
+    only_uid = "%d %d 1" % (uid, uid)  # inside as outside; setgroups must be denied before an unprivileged gid_map
+    for name, line in (("setgroups", "deny"), ("uid_map", only_uid), ("gid_map", only_uid)):
+        with open("/proc/self/" + name, "w") as table:
+            table.write(line)
+    with open("/proc/sys/user/max_user_namespaces", "w") as limit:  # no nested one: bwrap's --disable-userns
+        limit.write("0")
+    with open("/proc/sys/kernel/cap_last_cap") as last:
+        for cap in range(int(last.read()) + 1):
+            _ok(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability %d from the bounding set" % cap)
+    header, sets = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0), (ctypes.c_uint32 * 6)()
+    _ok(_libc.capset(header, sets), "capset: no capability")  # effective, permitted, inheritable (ambient with them)
+
+def _load_seccomp():
+    program = _SockFprog(len(_SECCOMP) // 8, _SECCOMP)  # 8 bytes per BPF instruction
+    _ok(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0), "seccomp filter")
+
+def _selftest_failures(uid, keep):
+    """What the self-test fork finds missing of the isolation above, as words for the zygote's log."""
+    with open("/proc/self/status") as lines:
+        status = dict(line.split(":", 1) for line in lines if ":" in line)
+    denied = _libc.unshare(CLONE_NEWUSER) != 0 and ctypes.get_errno() == errno.EPERM
+    checks = {"its uid": os.getuid() == uid, "PID 2 of its namespace": os.getpid() == 2,
+              "the binds below /tmp": all(os.path.isdir(p) for p in keep),
+              "an empty capability bounding set": int(status["CapBnd"], 16) == 0 == int(status["CapEff"], 16),
+              "the seccomp filter": status["Seccomp"].strip() == "2" and denied}
+    return [what for what, ok in checks.items() if not ok]
+
 def _run_kernel(req):
     for name, (soft, hard) in req["limits"].items():
         resource.setrlimit(getattr(resource, name), (soft, hard))
     uid = req["uid"]
     os.setgroups([])
     os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)  # leaving root drops every capability
+    os.setresuid(uid, uid, uid)  # leaving root drops every capability of the zygote's
+    _own_user_namespace(uid)
     _ok(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     _ok(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")  # as after an exec: /proc/self stays its own
     _ok(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
     os.chdir(req["cwd"])
     os.environ.clear()
     os.environ.update(req["env"])
+    _load_seccomp()  # last: nothing below needs a denied call
     if req.get("selftest"):
-        ok = os.getuid() == uid and os.getpid() == 2 and all(os.path.isdir(p) for p in req["keep"])
-        os._exit(0 if ok else 71)
+        failures = _selftest_failures(uid, req["keep"])
+        if failures:
+            sys.stderr.write("fork self-test: the kernel lacks " + ", ".join(failures) + "\n")
+        os._exit(71 if failures else 0)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -253,7 +300,9 @@ class ForkServer:
         self.stage.mkdir(mode=0o700)
         self.keep: list[str] = []  # set by the caller: read-only binds below /tmp or /dev/shm
         self.process = None
-        self._command_for, self._python, self._payload = command_for, python, payload
+        # Every kernel loads the seccomp program, compiled here, once, from the one policy both kernel paths use.
+        self._payload = {**payload, "seccomp": seccomp_policy.bpf_program().hex()}
+        self._command_for, self._python = command_for, python
         self._lock = threading.Lock()
         atexit.register(self.close)
 
@@ -280,7 +329,8 @@ class ForkServer:
                                       f"{status}): {log}")
 
     def _selftest(self) -> int | None:
-        """Fork one child through every isolation step, as an unprivileged uid, and see it exit cleanly."""
+        """Fork one child through every isolation step, as an unprivileged uid, and see it exit cleanly: it checks
+        its uid, namespaces, binds, capabilities and seccomp filter, and writes what it lacks to the log."""
         request = {"selftest": True, "uid": 65534, "limits": {}, "env": {}, "cwd": "/", "argv": [],
                    "tmp_bytes": 1 << 20, **self.mounts()}
         null = os.open(os.devnull, os.O_RDWR)

@@ -10,8 +10,9 @@ by ``SandboxedExecute``, whose kernels start under ``bwrap`` (Debian's ``bubblew
   environment variables but a few harmless ones;
 * its own PID, network, IPC and UTS namespaces: no network at all (the kernel talks to nbgrader over Unix sockets
   in a private folder), and every process it started dies with it;
-* an unprivileged user (when grading as root, the kernel drops to a uid of its own; otherwise a user namespace) with
-  limits on memory, CPU time, processes and file size;
+* its own user namespace, as an unprivileged uid (grading as root, one leased for this kernel alone), with an
+  empty capability bounding set, a seccomp filter (``rnncourse.seccomp_policy``) and limits on memory, CPU time,
+  processes and file size;
 * grading as root, kernels are forked from a sandboxed parent that imported torch & co. once
   (``rnncourse.forkserver``), each isolating itself the same way before student code runs;
 * the hidden-test code (``rnncourse.grading``) reaches the kernel through its stdin and lives only in memory, so a
@@ -25,10 +26,11 @@ the reason, and nbgrader goes on with the student's other notebooks (stock nbgra
 
 from __future__ import annotations
 
-import fcntl
+import grp
 import hmac
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from queue import Empty
 
@@ -49,7 +52,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, DottedObjectName, Enum, Integer, Type, Unicode
 
-from . import forkserver
+from . import forkserver, seccomp_policy
 from .grading.guard import RECEIPT_MIME, receipt_mac
 
 SANDBOX_HINT = (
@@ -143,19 +146,31 @@ def _read_only_paths(python: str) -> list[str]:
 
 
 class SandboxCommand:
-    """The bwrap command line for one kernel: binds, namespaces, environment."""
+    """The bwrap command line for one kernel: binds, namespaces, environment.
+
+    Every kernel runs in a user namespace of its own, as an unprivileged uid that the namespace maps to itself, with
+    no capability (bounding set included), no way to make another user namespace, and the seccomp filter given to
+    `seccomp`. Not grading as root, that is the one bwrap's user namespace. Grading as root, the bwrap that mounts
+    runs as root (it binds paths only root can reach, e.g. a Python under /root); inside it `setpriv` becomes the
+    kernel's leased uid and a second bwrap, as that uid, makes the user namespace (see `command`). bwrap as root
+    with --unshare-user would map the kernel's uid to root outside, sharing root's files, keyrings and processes."""
 
     def __init__(self, uid: int | None, tmp_bytes: int, zygote: bool = False):
         self.uid = None if zygote else uid
+        self.pass_fds: list[int] = []  # descriptors the command reads (the seccomp program): Popen's pass_fds
         self.args = [bwrap(), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                      "--unshare-cgroup-try", "--hostname", "grader", "--die-with-parent", "--new-session",
                      "--clearenv"]
+        # The kernel's own user namespace, in the bwrap that runs as the kernel's uid.
+        self.user_namespace = ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
         if zygote:  # root that forks kernels: each makes its own namespaces and mounts, then drops to its uid
             self.args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SYS_ADMIN"]
-        elif uid is None:  # not root: an unprivileged user namespace does the mounting
-            self.args += ["--unshare-user", "--disable-userns"]
-        else:  # root: mount as root, then become `uid` (setpriv below) so no root-owned file is readable
+        elif uid is None:  # not root: this bwrap is already the grader's unprivileged uid
+            self.args += self.user_namespace
+            self.user_namespace = []
+        else:  # root: mount as root, then (in `command`) become `uid`, whose own bwrap makes the user namespace
             self.args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+            self.user_namespace += ["--uid", str(uid), "--gid", str(uid)]
         self._dirs: set[str] = {"/"}
         # The private /tmp comes first: binds below it (the kernel's folders, a venv in /tmp) go on top.
         self.args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
@@ -193,39 +208,78 @@ class SandboxCommand:
         for name, value in env.items():
             self.args += ["--setenv", name, value]
 
+    def seccomp(self, program_fd: int) -> None:
+        """Load the BPF program that `program_fd` reads (seccomp_policy.program_file()) in the kernel's process."""
+        (self.user_namespace if self.uid is not None else self.args).extend(["--seccomp", str(program_fd)])
+        self.pass_fds.append(program_fd)
+
     def command(self, workdir: str, *argv: str) -> list[str]:
-        """The whole command line: start in `workdir`, and as root drop to the sandbox's uid before running argv."""
-        drop = []
+        """The whole command line: start in `workdir`; as root, become the sandbox's uid and make its user
+        namespace (a bwrap that sees the same tree: --dev-bind / /) before running argv."""
+        user = []
         if self.uid is not None:
-            drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--inh-caps=-all",
-                    "--bounding-set=-all", "--no-new-privs", "--"]
-        return [*self.args, "--chdir", workdir, "--", *drop, *argv]
+            user = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--inh-caps=-all",
+                    "--bounding-set=-all", "--no-new-privs", "--", self.args[0], *self.user_namespace,
+                    "--dev-bind", "/", "/", "--die-with-parent", "--chdir", workdir, "--"]
+        return [*self.args, "--chdir", workdir, "--", *user, *argv]
 
 
 class UidLease:
-    """An unprivileged uid for one kernel, unique among the kernels running on this machine (when grading as root).
+    """An unprivileged uid (and gid of the same number) for one kernel when grading as root: no other kernel, grading
+    run or grader on this machine has it while the kernel runs, and almost surely none ever had it.
 
-    Per-user limits such as RLIMIT_NPROC count every process of a uid, so kernels that shared one would share a
-    single process budget: a fork bomb in one would stop a classmate's kernel, graded next to it, from starting a
-    thread. Each kernel holds an flock on its uid's file for as long as it runs."""
+    What the kernel keys to a uid must not reach anyone else: RLIMIT_NPROC counts every process of the uid (a fork
+    bomb would stop a classmate's kernel from starting a thread), and keyrings and the like outlive a process. So the
+    uid is drawn at random from `count` uids from `first` (by default 2^20 up to 2^31: two kernels, of any runs,
+    draw the same one with a chance of one in two billion) and leased by creating its file exclusively in a folder
+    every grader on the machine shares (/run/rnncourse-uids); the file goes when the kernel ends, or stays until
+    reboot if the grader dies. A uid that a process runs as, that an account has, or that /etc/subuid or
+    /etc/subgid hand to someone's containers is skipped."""
 
-    LOCKS = Path(tempfile.gettempdir()) / "rnncourse-sandbox-uids"
+    LOCKS = Path("/run/rnncourse-uids") if Path("/run").is_dir() else Path(tempfile.gettempdir()) / "rnncourse-uids"
 
-    def __init__(self, first: int, count: int = 4096):
+    def __init__(self, first: int, count: int):
         self.LOCKS.mkdir(mode=0o700, exist_ok=True)
-        for uid in range(first, first + count):
-            handle = open(self.LOCKS / str(uid), "w")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
+        reserved = _subordinate_ids()
+        for _ in range(1000):
+            uid = first + secrets.randbelow(count)
+            if any(start <= uid < end for start, end in reserved) or _has_account(uid) or _processes_of(uid):
                 continue
-            self.uid, self._handle = uid, handle
+            try:
+                os.close(os.open(self.LOCKS / str(uid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                continue
+            self.uid = uid
+            # release() removes the file; so does the lease's collection, or the grader's exit, if nothing called it.
+            self.release = weakref.finalize(self, (self.LOCKS / str(uid)).unlink, missing_ok=True)
             return
-        raise SandboxUnavailable(f"no free sandbox uid in {first}..{first + count - 1}")
+        raise SandboxUnavailable(f"no free sandbox uid in {first}..{first + count - 1} after 1000 draws")
 
-    def release(self) -> None:
-        self._handle.close()
+
+def _subordinate_ids() -> list[tuple[int, int]]:
+    """[start, end) ranges that /etc/subuid and /etc/subgid give users for their containers' ids."""
+    ranges = []
+    for table in ("/etc/subuid", "/etc/subgid"):
+        try:
+            lines = Path(table).read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split(":")
+            if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+                ranges.append((int(fields[1]), int(fields[1]) + int(fields[2])))
+    return ranges
+
+
+def _has_account(uid: int) -> bool:
+    """A user or group with this number (local or from a directory service) exists."""
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(uid)
+        except KeyError:
+            continue
+        return True
+    return False
 
 
 class SandboxedKernelClient(AsyncKernelClient):
@@ -280,6 +334,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     run_dir: Path | None = None
     secret: bytes = b""
     uid_lease: UidLease | None = None
+    seccomp_program = None  # the filter's file, open from a one-by-one kernel's command until it has started
 
     async def _async_pre_start_kernel(self, **kw):
         executor = self.executor
@@ -310,7 +365,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
         uid = None
         if os.geteuid() == 0:
-            self.uid_lease = UidLease(executor.sandbox_uid_base)
+            self.uid_lease = UidLease(executor.sandbox_uid_base, executor.sandbox_uid_count)
             uid = self.uid_lease.uid
         os.chmod(self.connection_file, 0o644)
         if uid is not None:
@@ -349,6 +404,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         payload.write(json.dumps({"secret": self.secret.hex(), "limits": limits,
                                   "modules": grading_modules()}).encode())
         payload.seek(0)
+        self.seccomp_program = seccomp_policy.program_file()
+        sandbox.seccomp(self.seccomp_program.fileno())
+        kw["pass_fds"] = sandbox.pass_fds
         return sandbox.command(str(work), python, "-c", LAUNCHER, *kernel_args), kw
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
@@ -358,6 +416,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         finally:
             if payload is not None:
                 payload.close()
+            if self.seccomp_program is not None:
+                self.seccomp_program.close()
+                self.seccomp_program = None
 
     async def _async_wait(self, pollinterval: float = 0.1) -> None:
         # Polled only while a kernel is being stopped; it ends within milliseconds of the kill.
@@ -371,6 +432,10 @@ class SandboxedKernelManager(AsyncKernelManager):
         if self.uid_lease is not None:
             self.uid_lease.release()
             self.uid_lease = None
+
+    # AsyncKernelManager binds its public name to the base's coroutine, and nbclient calls only that one for a kernel
+    # that died (no shutdown): without this, a dead kernel's folder and uid lease would stay behind.
+    cleanup_resources = _async_cleanup_resources
 
     def exit_description(self) -> str:
         """Why the kernel process ended, in words, from bwrap's exit status (the kernel's own)."""
@@ -465,16 +530,28 @@ def _seed_matplotlib_cache(config_dir: Path, uid: int | None) -> None:
 
 
 def check_sandbox_works(python: str = sys.executable) -> None:
-    """Run a trivial command in a sandbox like the kernels' (raises SandboxUnavailable with the reason)."""
+    """Run a trivial command in a sandbox like the kernels' and see its isolation hold: no capability, the seccomp
+    filter on (raises SandboxUnavailable with the reason)."""
     bwrap_cmd = bwrap()
     uid = 65534 if os.geteuid() == 0 else None  # nobody, for this one-line check
     sandbox = SandboxCommand(uid, 16 << 20)
     sandbox.bind_python(python)
-    proc = subprocess.run(sandbox.command("/tmp", python, "-c", "print('sandbox ok')"), capture_output=True,
-                          text=True, timeout=60)
+    probe = ("status = dict(line.split(':', 1) for line in open('/proc/self/status') if ':' in line)\n"
+             "print('sandbox ok', int(status['CapBnd'], 16), int(status['CapEff'], 16), status['Seccomp'].strip())")
+    try:
+        program = seccomp_policy.program_file()
+    except seccomp_policy.FilterUnavailable as problem:
+        raise SandboxUnavailable(str(problem)) from None
+    with program:
+        sandbox.seccomp(program.fileno())
+        proc = subprocess.run(sandbox.command("/tmp", python, "-c", probe), capture_output=True, text=True,
+                              timeout=60, pass_fds=sandbox.pass_fds)
     if proc.returncode != 0 or "sandbox ok" not in proc.stdout:
         raise SandboxUnavailable(f"{bwrap_cmd} could not start a sandbox here: {proc.stderr.strip()[:500]}. "
                                  f"{SANDBOX_HINT}")
+    if proc.stdout.split() != ["sandbox", "ok", "0", "0", "2"]:
+        raise SandboxUnavailable(f"a sandbox here keeps capabilities or runs without its seccomp filter (bounding "
+                                 f"set, effective set, seccomp mode: {proc.stdout.split()[2:]}). {SANDBOX_HINT}")
 
 
 class RemoveEmptyGradeMetadata(NbGraderPreprocessor):
@@ -505,8 +582,12 @@ class SandboxedExecute(Execute):
                                                "then are marked not run.").tag(config=True)
     max_output_bytes = Integer(2_000_000, help="Output kept per cell, in bytes; a flood beyond it is dropped "
                                                "while it arrives.").tag(config=True)
-    sandbox_uid_base = Integer(200000, help="When grading as root, kernels run as unprivileged uids from this one "
-                                            "up, one uid per running kernel (no account needed).").tag(config=True)
+    sandbox_uid_base = Integer(1 << 20, help="When grading as root, each kernel runs as a uid drawn at random from "
+                                            "sandbox_uid_count uids from this one, leased to it alone (no account "
+                                            "needed).").tag(config=True)
+    sandbox_uid_count = Integer((1 << 31) - (1 << 20), help="How many uids, from sandbox_uid_base, kernels draw "
+                                                            "theirs from; the more, the less likely any uid is ever "
+                                                            "used twice.").tag(config=True)
     max_timeouts_in_a_row = Integer(2, help="Consecutive cells that time out before the kernel is taken as broken "
                                             "and stopped (the rest of its notebook is not run).").tag(config=True)
     fork_kernels = Bool(True, help="When grading as root, fork each kernel from a sandboxed parent that has imported "

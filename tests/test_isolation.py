@@ -1,0 +1,158 @@
+"""Each kernel is alone: its own user namespace, no capability, a seccomp filter, and a uid no one else gets.
+
+Through real `nbgrader autograde` with the course's own config: two students hand in notebook 01 solved, with a
+probe after their last answer that makes the calls a kernel could use to reach another (keyrings, ptrace, new
+namespaces, mounts, bpf, perf) and prints each one's errno, its capability sets, seccomp mode, uid and user
+namespace; a third runs the probe after its first answer and ends its kernel (`os._exit`) after its last: its uid
+must be given back all the same. The course is graded twice: first with kernels forked from the zygote (the default
+as root), then again with `fork_kernels = False` (a bwrap per kernel), so both ways a kernel starts are checked, and
+the second run's uids are compared with the first's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import make_course
+
+from rnncourse import notebooks, pipeline, report, submissions
+from rnncourse.course import autograded_notebook, release_notebook, source_notebook
+from rnncourse.sandbox import SandboxedExecute, UidLease
+
+pytestmark = [pytest.mark.autograde,
+              pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap missing")]
+
+NB01 = "01_rnn_unrolling"
+STUDENTS = ("iso_a", "iso_b")
+DIES = "iso_dies"
+FULL_MARKS = 12.0
+
+# Run in the kernel after the student's last answer. Each call's arguments are chosen so that, without the filter,
+# most would succeed or fail with another errno than EPERM (setns(-1): EBADF, a mount on a missing path: ENOENT,
+# perf_event_open(NULL): EFAULT); only the filter answers EPERM to all of them.
+PROBE = r'''
+import ctypes, errno, os
+_libc = ctypes.CDLL(None, use_errno=True)
+_NR = {"x86_64": dict(keyctl=250, add_key=248, ptrace=101, unshare=272, setns=308, mount=165, bpf=321,
+                      perf_event_open=298),
+       "aarch64": dict(keyctl=219, add_key=217, ptrace=117, unshare=97, setns=268, mount=40, bpf=280,
+                       perf_event_open=241)}[os.uname().machine]
+_long, _text, _null = ctypes.c_long, ctypes.c_char_p, ctypes.c_void_p(None)
+
+def _probe(label, name, *args):
+    ctypes.set_errno(0)
+    result = _libc.syscall(_long(_NR[name]), *args)
+    print("ISOLATION", label, "allowed" if result != -1 else errno.errorcode[ctypes.get_errno()])
+
+_probe("keyctl_join_session_keyring", "keyctl", _long(1), _null)
+_probe("add_key_user_keyring", "add_key", _text(b"user"), _text(b"isolation-probe"), _text(b"from a kernel"),
+       ctypes.c_size_t(13), _long(-4))
+_probe("ptrace_attach_pid_1", "ptrace", _long(16), _long(1), _null, _null)
+_probe("ptrace_traceme", "ptrace", _long(0), _long(0), _null, _null)
+_probe("unshare_user_namespace", "unshare", _long(0x10000000))
+_probe("setns", "setns", _long(-1), _long(0))
+_probe("mount", "mount", _text(b"none"), _text(b"/isolation-probe-missing"), _text(b"tmpfs"), ctypes.c_ulong(0),
+       _null)
+_probe("bpf", "bpf", _long(0), _null, _long(0))
+_probe("perf_event_open", "perf_event_open", _null, _long(0), _long(-1), _long(-1), ctypes.c_ulong(0))
+for _line in open("/proc/self/status"):
+    if _line.startswith(("CapBnd:", "CapEff:", "CapPrm:", "Seccomp:", "NoNewPrivs:")):
+        print("ISOLATION", _line.split(":")[0], _line.split()[1])
+print("ISOLATION uid", os.getuid())
+print("ISOLATION user_namespace", os.readlink("/proc/self/ns/user"))
+'''
+CALLS = ("keyctl_join_session_keyring", "add_key_user_keyring", "ptrace_attach_pid_1", "ptrace_traceme",
+         "unshare_user_namespace", "setns", "mount", "bpf", "perf_event_open")
+END_KERNEL = """
+import os
+os._exit(3)
+"""
+ONE_BY_ONE = """
+# tests/test_isolation.py: the second run starts a bwrap per kernel
+c.SandboxedExecute.fork_kernels = False
+"""
+
+
+def _probed(course: Path, student: str) -> dict:
+    """What the probe printed in `student`'s autograded notebook 01: {label: value}."""
+    nb = notebooks.read(autograded_notebook(course, student, NB01))
+    text = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+    return dict(re.findall(r"^ISOLATION (\S+) (\S+)$", text, flags=re.M))
+
+
+def _grade(course: Path) -> dict:
+    """Autograde everyone; {student: (what the probe printed, notebook 01 score)}, and the nbgrader log."""
+    result = pipeline.autograde(course, quiet=True)
+    log = result.log.read_text()
+    assert result.ok, log[-3000:]
+    scores = report.scores_by_cell(course)
+    return {student: (_probed(course, student), sum(scores[student][NB01].values()))
+            for student in (*STUDENTS, DIES)}, log
+
+
+@pytest.fixture(scope="module")
+def graded_twice(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("kernels are forked, and get leased uids, only when grading as root")
+    course = make_course(tmp_path_factory.mktemp("isolation") / "course")
+    assert pipeline.generate(course).ok
+    release, source = (notebooks.read(f(course, NB01)) for f in (release_notebook, source_notebook))
+    answers = notebooks.solutions(source)
+    probed = dict(answers, task_alignment=answers["task_alignment"] + "\n" + PROBE)
+    for student in STUDENTS:
+        submissions.write_submission(course, student, {NB01: notebooks.filled(release, probed)})
+    # The probe's cell finishes before the kernel ends: output printed just before an os._exit may never arrive.
+    dies = dict(answers, rnn_step=answers["rnn_step"] + "\n" + PROBE,
+                task_alignment=answers["task_alignment"] + "\n" + END_KERNEL)
+    submissions.write_submission(course, DIES, {NB01: notebooks.filled(release, dies)})
+    forked, forked_log = _grade(course)
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(ONE_BY_ONE)
+    one_by_one, _ = _grade(course)
+    return {"forked": forked, "one by one": one_by_one, "forked log": forked_log}
+
+
+@pytest.mark.parametrize("path", ["forked", "one by one"])
+def test_every_call_that_reaches_past_the_kernel_is_denied(graded_twice, path):
+    for student, (probed, _) in graded_twice[path].items():
+        assert {call: probed.get(call) for call in CALLS} == {call: "EPERM" for call in CALLS}, (student, probed)
+
+
+@pytest.mark.parametrize("path", ["forked", "one by one"])
+def test_no_capability_and_the_filter_on(graded_twice, path):
+    for student, (probed, _) in graded_twice[path].items():
+        assert int(probed["CapBnd"], 16) == int(probed["CapEff"], 16) == int(probed["CapPrm"], 16) == 0, probed
+        assert probed["Seccomp"] == "2" and probed["NoNewPrivs"] == "1", probed
+
+
+@pytest.mark.parametrize("path", ["forked", "one by one"])
+def test_each_kernel_has_its_own_user_namespace(graded_twice, path):
+    grader = os.readlink("/proc/self/ns/user")
+    for student, (probed, _) in graded_twice[path].items():
+        assert probed["user_namespace"].startswith("user:[") and probed["user_namespace"] != grader, probed
+
+
+def test_no_uid_is_shared_between_kernels_or_runs(graded_twice):
+    """Six kernels (three students, graded twice, once per path): six uids, all leased from the configured range
+    and all given back, the ones whose kernel died too."""
+    uids = [int(probed["uid"]) for path in ("forked", "one by one") for probed, _ in graded_twice[path].values()]
+    assert len(set(uids)) == len(uids), uids
+    base, count = SandboxedExecute.sandbox_uid_base.default_value, SandboxedExecute.sandbox_uid_count.default_value
+    assert all(base <= uid < base + count for uid in uids), uids
+    assert not any((UidLease.LOCKS / str(uid)).exists() for uid in uids)
+
+
+def test_the_probing_students_still_get_full_marks(graded_twice):
+    for path in ("forked", "one by one"):
+        for student in STUDENTS:
+            score = graded_twice[path][student][1]
+            assert score == FULL_MARKS, (path, student, score)
+
+
+def test_the_first_run_forked_its_kernels(graded_twice):
+    """The zygote's self-test passed here, so the first run did not fall back to starting kernels one by one."""
+    assert "kernels start one by one" not in graded_twice["forked log"], graded_twice["forked log"][-3000:]
