@@ -68,7 +68,8 @@ _WORKER_START_SECONDS = 0.0
 
 def prepare_worker(course_dir: str, db_url: str | None = None) -> None:
     """A worker's one-time start-up, run when the worker starts rather than in its first task: load the course
-    config and start the sandbox's zygote (torch & co. imported once), so no student's task pays for either."""
+    config, start the sandbox's zygote (torch & co. imported once) and ready the hidden checks, which run in this
+    process, so no student's task pays for any of it."""
     global _WORKER_START_SECONDS
     from .sandbox import prestart_fork_server
 
@@ -78,6 +79,9 @@ def prepare_worker(course_dir: str, db_url: str | None = None) -> None:
         import nbgrader.preprocessors  # noqa: F401
 
         prestart_fork_server(_api(course_dir, db_url).config)
+        from .grading import verdict
+
+        verdict.prepare()  # the hidden checks run in this process
     except Exception:  # never break the pool: the first task meets the same problem and reports it per student
         pass
     _WORKER_START_SECONDS = time.monotonic() - start

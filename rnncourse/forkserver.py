@@ -2,7 +2,7 @@
 
 Starting a kernel and importing torch and matplotlib costs about 3.4 s per notebook, more than the cell compute
 of most notebooks here. When grading as root, each grading process starts one *zygote* in a bubblewrap sandbox
-(the same read-only system, Python and venv, no network), which imports the libraries and the grading modules once
+(the same read-only system, Python and venv, no network), which imports the libraries and the call protocol's kernel side once
 and then, per kernel, forks a child that isolates itself before any student code runs:
 
 * new mount, PID, network, IPC and UTS namespaces: a private /tmp, /dev/shm and /proc, no loopback shared with other
@@ -32,8 +32,9 @@ from pathlib import Path
 from . import seccomp_policy
 
 # Python run first in a sandboxed interpreter (the zygote, or a kernel started on its own) with `_payload` read from
-# stdin: imports the grading modules from their sources in the payload, so no file of them exists in the sandbox.
-IMPORT_GRADING_MODULES = r'''
+# stdin: imports the call protocol's kernel side (rnncourse.kernels.callee and .wire) from their sources in the
+# payload; the sandbox has no course files.
+IMPORT_KERNEL_MODULES = r'''
 class _FromMemory(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, modules):
         self.modules = {name: (source, package) for name, source, package in modules}
@@ -74,7 +75,7 @@ os.close(_null)
 os.environ.update(_payload["env"])
 _SECCOMP = bytes.fromhex(_payload["seccomp"])  # seccomp_policy.bpf_program(): every kernel loads it
 
-''' + IMPORT_GRADING_MODULES + r'''
+''' + IMPORT_KERNEL_MODULES + r'''
 for _module in _payload["preload"]:
     try:
         importlib.import_module(_module)
@@ -202,7 +203,6 @@ def _run_kernel(req):
     from ipykernel.kernelapp import IPKernelApp
     app = IPKernelApp.instance(parent_handle=1)
     app.initialize(req["argv"])
-    sys.modules["rnncourse.grading.guard"].arm(bytes.fromhex(req.pop("secret")), app.shell)
     del req
     app.start()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import handins, notebooks, sandbox
+from . import handins, notebooks, outcomes
 from .course import ASSIGNMENT, autograded_notebook, gradebook_url, release_notebook, source_notebook, submitted_dir
 
 # Errors worth a note to the instructor, by the name nbgrader or Python gives them. Failed tests are not notes:
@@ -19,8 +19,7 @@ _NOTABLE_ERRORS = {
     "SyntaxError": "syntax error",
     "IndentationError": "syntax error",
     "MemoryError": "out of memory",
-    sandbox.KERNEL_DIED: "kernel died",
-    sandbox.TAMPERING: "tampering detected",
+    outcomes.KERNEL_DIED: "kernel died",
 }
 _OUT_OF_MEMORY = re.compile(r"not enough memory|can't allocate memory|Unable to allocate|out of memory", re.I)
 

@@ -15,9 +15,11 @@ by ``SandboxedExecute``, whose kernels start under ``bwrap`` (Debian's ``bubblew
   processes and file size;
 * grading as root, kernels are forked from a sandboxed parent that imported torch & co. once
   (``rnncourse.forkserver``), each isolating itself the same way before student code runs;
-* the hidden-test code (``rnncourse.grading``) reaches the kernel through its stdin and lives only in memory, so a
-  submission cannot read its source; ``rnncourse.grading.guard`` records what the checks rely on before the
-  student's code runs, and a check that passes signs a receipt the executor verifies.
+* no hidden test runs in the kernel: a test cell's visible part runs there, and its hidden checks run here, in the
+  grader, calling the student's functions through the call protocol (``rnncourse.kernels``: the kernel holds only
+  ``callee`` and ``wire``, no test, reference, expected value or secret). The grader alone decides a test cell's
+  score: an ``execute_result`` the kernel emits in a test cell is shown as plain output (nbgrader would take it as
+  the score) and a failed verdict becomes the cell's error.
 
 The executor also makes a misbehaving notebook cost only its own points: a kernel that dies (``os._exit``, a crash,
 a limit) or ignores the interrupt after a time-out is stopped, the rest of that notebook is marked "not run" with
@@ -27,7 +29,6 @@ the reason, and nbgrader goes on with the student's other notebooks (stock nbgra
 from __future__ import annotations
 
 import grp
-import hmac
 import json
 import os
 import pwd
@@ -53,19 +54,15 @@ from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, DottedObjectName, Enum, Integer, Type, Unicode
 
 from . import forkserver, seccomp_policy
-from .grading.guard import RECEIPT_MIME, receipt_mac
+from .grading import verdict
+from .outcomes import HIDDEN_TEST_FAILED, KERNEL_DIED, NOT_RUN
 
 SANDBOX_HINT = (
     "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; `make venv` does it when run as root) on a "
     "kernel with unprivileged user namespaces (`sysctl kernel.unprivileged_userns_clone=1` where that knob exists), "
     "or, knowing that student code then runs with your file access, set c.SandboxedExecute.sandbox = False.")
-# Error names the executor writes into a cell; the report turns them into notes.
-KERNEL_DIED = "KernelDied"
-NOT_RUN = "NotRun"
-TAMPERING = "TamperingDetected"
-_CHECK_CALL = re.compile(r"\b(check_\w+)\s*\(")
 
-# Runs inside the sandbox as `python -c`, before ipykernel: limits, the grading modules from stdin, the guard.
+# Runs inside the sandbox as `python -c`, before ipykernel: limits, the call protocol's modules from stdin.
 LAUNCHER = r'''
 import importlib, importlib.abc, importlib.util, json, os, resource, signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # bwrap was started with SIGINT ignored; the kernel needs it
@@ -76,11 +73,10 @@ os.close(_null)
 for _name, (_soft, _hard) in _payload["limits"].items():
     resource.setrlimit(getattr(resource, _name), (_soft, _hard))
 
-''' + forkserver.IMPORT_GRADING_MODULES + r'''
+''' + forkserver.IMPORT_KERNEL_MODULES + r'''
 from ipykernel.kernelapp import IPKernelApp
 _app = IPKernelApp.instance(parent_handle=1)  # no parent poller (its parent is outside the PID namespace), no banner
 _app.initialize(sys.argv[1:])
-sys.modules["rnncourse.grading.guard"].arm(bytes.fromhex(_payload.pop("secret")), _app.shell)
 del _payload, _finder, _module, _name, _soft, _hard
 _app.start()
 '''
@@ -109,15 +105,14 @@ def bwrap() -> str:
     return path
 
 
-def grading_modules() -> list[tuple[str, str, bool]]:
-    """(module name, source, is package) of rnncourse.grading, in an order that imports cleanly."""
-    package = Path(__file__).resolve().parent
-    modules = [("rnncourse", "", True),
-               ("rnncourse.grading", (package / "grading" / "__init__.py").read_text(), True)]
-    for path in sorted((package / "grading").glob("*.py")):
-        if path.name != "__init__.py":
-            modules.append((f"rnncourse.grading.{path.stem}", path.read_text(), False))
-    return modules
+def kernel_modules() -> list[tuple[str, str, bool]]:
+    """(module name, source, is package) of what a kernel holds of the course: the call protocol's kernel side
+    (``rnncourse.kernels.callee``, ``.wire``, ``.recorders``), in an order that imports cleanly. No grading code."""
+    package = Path(__file__).resolve().parent / "kernels"
+    return [("rnncourse", "", True),
+            ("rnncourse.kernels", (package / "__init__.py").read_text(), True),
+            *[(f"rnncourse.kernels.{name}", (package / f"{name}.py").read_text(), False)
+              for name in ("wire", "recorders", "callee")]]
 
 
 def _processes_of(uid: int) -> int:
@@ -332,14 +327,12 @@ class SandboxedKernelManager(AsyncKernelManager):
     client_factory = Type(klass="rnncourse.sandbox.SandboxedKernelClient")
     executor: SandboxedExecute | None = None
     run_dir: Path | None = None
-    secret: bytes = b""
     uid_lease: UidLease | None = None
     seccomp_program = None  # the filter's file, open from a one-by-one kernel's command until it has started
 
     async def _async_pre_start_kernel(self, **kw):
         executor = self.executor
         assert executor is not None, "SandboxedKernelManager is created by SandboxedExecute"
-        self.secret = secrets.token_bytes(32)
         server = None
         if executor.fork_kernels and os.geteuid() == 0:
             try:
@@ -396,13 +389,12 @@ class SandboxedKernelManager(AsyncKernelManager):
         kw["stdin"] = payload
         kw["preexec_fn"] = _ignore_sigint
         if server is not None:
-            payload.write(json.dumps({"secret": self.secret.hex(), "limits": limits, "uid": uid, "env": env,
+            payload.write(json.dumps({"limits": limits, "uid": uid, "env": env,
                                       "cwd": str(work), "argv": kernel_args,
                                       "tmp_bytes": executor.tmp_limit_mb << 20, **server.mounts()}).encode())
             payload.seek(0)
             return server.bridge_command(), kw
-        payload.write(json.dumps({"secret": self.secret.hex(), "limits": limits,
-                                  "modules": grading_modules()}).encode())
+        payload.write(json.dumps({"limits": limits, "modules": kernel_modules()}).encode())
         payload.seek(0)
         self.seccomp_program = seccomp_policy.program_file()
         sandbox.seccomp(self.seccomp_program.fileno())
@@ -480,7 +472,7 @@ def _fork_server() -> forkserver.ForkServer:
                  "LD_LIBRARY_PATH"):
         if name in os.environ:
             env[name] = os.environ[name]
-    server = forkserver.fork_server(python, command_for, python, {"env": env, "modules": grading_modules(),
+    server = forkserver.fork_server(python, command_for, python, {"env": env, "modules": kernel_modules(),
                                                                   "preload": forkserver.PRELOAD})
     return server
 
@@ -623,10 +615,31 @@ class SandboxedExecute(Execute):
         self._output_bytes: dict[int, int] = {}
         self._dropped_bytes: dict[int, int] = {}
         self._timeouts_in_a_row = 0
-        return super().preprocess(nb, resources, km)
+        self._own_socket_dir = None
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            if self._own_socket_dir is not None:
+                self._own_socket_dir.cleanup()
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
+            return super().preprocess_cell(cell, resources, index)
+        is_test = is_grade(cell) and not is_solution(cell)
+        checks = verdict.named_checks(cell.source) if is_test else []
+        source = cell.source
+        if checks:
+            cell.source = verdict.visible_part(source)  # the hidden block never reaches the kernel
+        try:
+            cell, resources = self._run_in_kernel(cell, resources, index)
+        finally:
+            cell.source = source
+        if is_test:
+            self._decide(cell, checks, index)
+        return cell, resources
+
+    def _run_in_kernel(self, cell, resources, index):
+        if not cell.source.strip():
             return super().preprocess_cell(cell, resources, index)
         if self._stopped is None and time.monotonic() - self._started > self.notebook_time_limit_s:
             self._stop(f"the notebook used its {self.notebook_time_limit_s} s time limit before this cell")
@@ -662,9 +675,42 @@ class SandboxedExecute(Execute):
                 self._stop(f"{self._timeouts_in_a_row} cells in a row, up to cell {index + 1}, timed out, so the "
                            f"kernel was stopped")
         self._note_dropped_output(cell, index)
-        if self.sandbox:
-            self._verify_receipts(cell)
         return cell, resources
+
+    def _decide(self, cell, checks: list, index: int) -> None:
+        """The test cell's score is the grader's: nothing the kernel printed or displayed can raise it."""
+        for output in cell.outputs:  # nbgrader takes a test cell's first execute_result as its score
+            if output.get("output_type") == "execute_result":
+                output["output_type"] = "display_data"
+                output.pop("execution_count", None)
+        if not checks or self._stopped is not None or any(o.get("output_type") == "error" for o in cell.outputs):
+            return  # not run, or its visible tests failed: it scores 0 already
+        started = time.monotonic()
+        outcome = self._judge(checks)
+        self.log.debug("Sandbox: hidden checks of cell %d took %.2f s", index + 1, time.monotonic() - started)
+        if not outcome.passed:
+            cell.outputs.append(_error(HIDDEN_TEST_FAILED, outcome.message))
+        if outcome.kernel_lost:
+            self._kill_kernel()
+            self._stop(f"the kernel stopped answering while the hidden tests of cell {index + 1} ran, so it was "
+                       f"stopped")
+
+    def _judge(self, checks: list):
+        """Run the hidden checks here, against the student's code in the kernel."""
+        from .grading.student import Student, StudentError
+        from .kernels.channel import KernelChannel
+
+        verdict.prepare()
+
+        channel = KernelChannel(self.kc, interrupt=self.km.interrupt_kernel, socket_dir=self._socket_dir())
+        outcome = verdict.judge(checks, Student(channel))
+        if not outcome.kernel_lost:
+            try:
+                channel.close()
+            except StudentError as error:
+                self.log.warning("Sandbox: the kernel did not end the grader's session (%s)", error)
+                outcome = verdict.Verdict(outcome.passed, outcome.message, kernel_lost=True)
+        return outcome
 
     def output(self, outs, msg, display_id, cell_index):
         size = len(json.dumps(msg.get("content", {}), default=str))
@@ -682,28 +728,14 @@ class SandboxedExecute(Execute):
                 f"\n[grader: {dropped} bytes of output beyond this cell's {self.max_output_bytes} byte limit were "
                 f"dropped]\n")))
 
-    def _verify_receipts(self, cell) -> None:
-        """A hidden-test cell keeps its points only with a valid receipt from every check it calls."""
-        receipts = [o for o in cell.outputs if o.get("output_type") == "display_data"
-                    and RECEIPT_MIME in o.get("data", {})]
-        cell.outputs = [o for o in cell.outputs if not any(o is r for r in receipts)]
-        if not (is_grade(cell) and not is_solution(cell)):
-            return
-        expected = set(_CHECK_CALL.findall(cell.source))
-        if not expected or any(o.get("output_type") == "error" for o in cell.outputs):
-            return
-        secret = self.km.secret if isinstance(self.km, SandboxedKernelManager) else b""
-        signed = set()
-        for receipt in receipts:
-            content = receipt["data"][RECEIPT_MIME]
-            name, mac = str(content.get("check", "")), str(content.get("mac", ""))
-            if hmac.compare_digest(mac, receipt_mac(secret, name)):
-                signed.add(name)
-        missing = sorted(expected - signed)
-        if missing:
-            cell.outputs.append(_error(TAMPERING, (
-                f"The hidden test {', '.join(missing)} did not report a result, although the cell shows no error: "
-                f"something in this notebook replaced the test, hid its error or skipped it. It scores 0.")))
+    def _socket_dir(self) -> Path:
+        """A folder the kernel reaches at the same path: its sandbox's ipc folder, else one made for this run."""
+        run_dir = getattr(self.km, "run_dir", None)
+        if run_dir is not None:
+            return Path(run_dir) / "ipc"
+        if getattr(self, "_own_socket_dir", None) is None:
+            self._own_socket_dir = tempfile.TemporaryDirectory(prefix="rnncourse-calls-")
+        return Path(self._own_socket_dir.name)
 
     def _stop(self, reason: str) -> None:
         if self._stopped is None:

@@ -16,13 +16,21 @@ The grading tolerance lives here and nowhere else.
 from __future__ import annotations
 
 import contextlib
-import io
-import signal
-import threading
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
+
+# The kernel side's time limit and quiet calls, for the in-process test harness, which runs notebook cells itself.
+from rnncourse.kernels.callee import _CallTimedOut, quiet, time_limit as _time_limit  # noqa: F401
+
+from .student import (
+    CALL_TIME_LIMIT_S,
+    ProtocolBroken,
+    RemoteObject,
+    StudentRaised,
+    StudentTimedOut,
+    as_student,
+)
 
 # Tolerance by the dtype the student computed in. float64 results must match PyTorch's to 1e-7 (torch.testing's
 # float64 default); float32 ones are compared with the float64 reference, so they get float32 round-off room.
@@ -30,7 +38,6 @@ TOLERANCE = {
     torch.float64: dict(rtol=1e-7, atol=1e-7),
     torch.float32: dict(rtol=1e-4, atol=1e-5),
 }
-CALL_TIME_LIMIT_S = 10.0
 
 
 def extra_devices() -> tuple[str, ...]:
@@ -47,47 +54,21 @@ class HiddenTestFailure(AssertionError):
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
 
 
-class _CallTimedOut(BaseException):
-    """Raised inside a student's function that runs too long (a BaseException, so `except Exception` can't eat it)."""
-
-
 class StudentCallFailed(Exception):
     """The student's function raised or timed out; the Checker has already recorded why."""
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals only reach the main thread; the kernel runs cells there, so this is only for odd callers
-        return
-
-    def on_alarm(signum, frame):
-        raise _CallTimedOut()
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Keep prints and warnings of student code out of the test cell's output."""
-    sink = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        warnings.simplefilter("ignore")
-        yield
 
 
 @contextlib.contextmanager
 def substituted(fn: Callable, **replacements: Callable) -> Iterator[None]:
     """Temporarily replace names that `fn` looks up globally (e.g. the student's `rnn_step` inside `rnn_unroll`).
 
-    This grades each function on its own: a wrong `rnn_step` cannot cost the points of a correct `rnn_unroll`.
+    This grades each function on its own: a wrong `rnn_step` cannot cost the points of a correct `rnn_unroll`. For
+    the student's code (a RemoteObject) the replacements run in the grader and answer the kernel's stand-ins.
     """
+    if isinstance(fn, RemoteObject):
+        with fn._student.substituting(replacements):
+            yield
+        return
     namespace = getattr(fn, "__globals__", None)
     if namespace is None:
         yield
@@ -138,17 +119,12 @@ def variants(base_cases: Sequence[dict]) -> list[dict]:
     return cases
 
 
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 class Checker:
     """Collects what is wrong with one student function across all hidden cases, then reports it once."""
 
-    def __init__(self, name: str, namespace: dict):
+    def __init__(self, name: str, namespace):
         self.name = name
-        self.namespace = namespace
+        self.student = as_student(namespace)
         self.problems: dict[str, dict] = {}  # problem text -> the cases it was seen in and the largest error
         self.cases_run = 0
         self.cases_failed = 0
@@ -157,17 +133,26 @@ class Checker:
     # -- finding the student's object -------------------------------------------------------------------------
     def student_object(self, name: str | None = None):
         name = name or self.name
-        if name not in self.namespace:
+        try:
+            defined = name in self.student
+        except ProtocolBroken as exc:
+            raise HiddenTestFailure(f"{name} could not be looked up: {exc}.") from None
+        if not defined:
             raise HiddenTestFailure(
                 f"{name} is not defined. Run the cell that defines it and make sure that cell finishes without an "
                 f"error (a syntax error or a missing implementation leaves it undefined)."
             )
-        return self.namespace[name]
+        try:
+            return self.student[name]
+        except ProtocolBroken as exc:
+            raise HiddenTestFailure(f"{name} could not be looked up: {exc}.") from None
 
     def student_function(self, name: str | None = None) -> Callable:
+        name = name or self.name
         fn = self.student_object(name)
-        if not callable(fn):
-            raise HiddenTestFailure(f"{name or self.name} should be a function, but it is a {type(fn).__name__}.")
+        if not self.student.lookup(name).get("callable"):
+            raise HiddenTestFailure(f"{name} should be a function, but it is a "
+                                    f"{self.student.lookup(name).get('type', 'value')}.")
         return fn
 
     # -- recording --------------------------------------------------------------------------------------------
@@ -194,19 +179,22 @@ class Checker:
             self.cases_failed += 1
 
     def call(self, fn: Callable, *args, label: str, hint_on_error: str = ""):
-        """Call student code quietly with a time limit; record and re-raise as StudentCallFailed on error."""
+        """Call student code (in its kernel: quietly, with a time limit); record and re-raise as StudentCallFailed
+        when it does not return a result. A kernel that stops answering (KernelLost) ends the whole check."""
         name = getattr(fn, "__name__", self.name)
         try:
-            with quiet(), _time_limit(CALL_TIME_LIMIT_S):
-                return fn(*args)
-        except _CallTimedOut:
+            return fn(*args)
+        except StudentTimedOut:
             self.fail(f"{name} did not return within {CALL_TIME_LIMIT_S:g} s: look for a loop that never ends.",
                       label)
-        except NotImplementedError:
-            self.fail(f"{name} is not implemented yet: it still raises NotImplementedError.")
-        except Exception as exc:  # the student's bug, reported in words; the traceback would show test code
-            text = f"{name} raised {type(exc).__name__}: {_first_line(exc).rstrip('.')}."
-            self.fail(text + (f" {hint_on_error}" if hint_on_error else ""), label)
+        except StudentRaised as exc:
+            if exc.type_name == "NotImplementedError":
+                self.fail(f"{name} is not implemented yet: it still raises NotImplementedError.")
+            else:  # the student's bug, reported in words; a traceback would show test code
+                text = f"{name} raised {exc.type_name}: {exc.message.rstrip('.')}."
+                self.fail(text + (f" {hint_on_error}" if hint_on_error else ""), label)
+        except ProtocolBroken as exc:
+            self.fail(f"{name}: {exc}.", label)
         raise StudentCallFailed()
 
     # -- comparing --------------------------------------------------------------------------------------------
@@ -261,7 +249,8 @@ class Checker:
     def expect_unchanged(self, before: Sequence[torch.Tensor], after: Sequence[torch.Tensor],
                          names: Sequence[str], label: str) -> None:
         """An input edited in place ends the case: comparing results made from changed inputs would mislead."""
-        changed = [n for b, a, n in zip(before, after, names) if isinstance(b, torch.Tensor) and not torch.equal(b, a)]
+        changed = [n for b, a, n in zip(before, after, names) if isinstance(b, torch.Tensor)
+                   and (getattr(a, "wire_changed", False) or not torch.equal(b, a))]
         if changed:
             self.fail(f"{self.name} changed its input {', '.join(changed)} in place: the caller's tensors must stay "
                       f"as they were; compute new tensors instead of writing into (or +=-ing) an input.", label)

@@ -29,7 +29,6 @@ from .compare import (
     uniform,
     variants,
 )
-from .guard import graded_check
 from .modules import conversion_cases, module_from_slide_params, random_module, states_over_time
 
 # (label, B, D, H) for the single-step and whole-sequence checks: a batch of one, D < H, D == H (where swapping the
@@ -78,7 +77,6 @@ def _rnn_params(gen, D, H):
 
 
 # -- rnn_step -----------------------------------------------------------------------------------------------------
-@graded_check
 def check_rnn_step(namespace: dict) -> None:
     check = Checker("rnn_step", namespace)
     rnn_step = check.student_function()
@@ -131,7 +129,6 @@ def _unroll_cases(seed0: int):
     return base
 
 
-@graded_check
 def check_rnn_unroll(namespace: dict) -> None:
     check = Checker("rnn_unroll", namespace)
     rnn_unroll = check.student_function()
@@ -181,7 +178,6 @@ PARAMS_MODULES = [  # (label, shape for modules.random_module, D, H)
 ]
 
 
-@graded_check
 def check_rnn_params_from_torch(namespace: dict) -> None:
     check = Checker("rnn_params_from_torch", namespace)
     convert = check.student_function()
@@ -236,7 +232,6 @@ MASKED_SHAPES = [  # (label, T, B, D, H, lengths or None for random in [1, T] wi
 ]
 
 
-@graded_check
 def check_rnn_unroll_masked(namespace: dict) -> None:
     check = Checker("rnn_unroll_masked", namespace)
     masked = check.student_function()
@@ -289,7 +284,6 @@ EMBED_SHAPES = [  # (label, T, B, V, D, largest id allowed)
 ]
 
 
-@graded_check
 def check_embed(namespace: dict) -> None:
     check = Checker("embed", namespace)
     embed = check.student_function()
@@ -322,7 +316,6 @@ REQUIRED_TASKS = ("machine_translation", "summarization", "pos_tagging", "named_
 _ALIGNED = {"pos_tagging", "named_entity_recognition", "slot_filling"}
 
 
-@graded_check
 def check_task_alignment(namespace: dict) -> None:
     check = Checker("TASK_ALIGNMENT", namespace)
     table = check.student_object()

@@ -30,7 +30,6 @@ from .compare import (
     uniform,
     variants,
 )
-from .guard import graded_check
 from .modules import conversion_cases, module_from_slide_params, random_module, states_over_time
 from .nb01 import STEP_SHAPES, UNROLL_SHAPES
 
@@ -136,22 +135,18 @@ def _check_gate(namespace: dict, name: str) -> None:
     check.finish()
 
 
-@graded_check
 def check_forget_gate(namespace: dict) -> None:
     _check_gate(namespace, "forget_gate")
 
 
-@graded_check
 def check_input_gate(namespace: dict) -> None:
     _check_gate(namespace, "input_gate")
 
 
-@graded_check
 def check_candidate_cell(namespace: dict) -> None:
     _check_gate(namespace, "candidate_cell")
 
 
-@graded_check
 def check_output_gate(namespace: dict) -> None:
     _check_gate(namespace, "output_gate")
 
@@ -167,7 +162,6 @@ def _elementwise_cases(seed0: int, make):
     return variants(base)
 
 
-@graded_check
 def check_cell_update(namespace: dict) -> None:
     check = Checker("cell_update", namespace)
     cell_update = check.student_function()
@@ -192,7 +186,6 @@ def check_cell_update(namespace: dict) -> None:
     check.finish()
 
 
-@graded_check
 def check_hidden_state(namespace: dict) -> None:
     check = Checker("hidden_state", namespace)
     hidden_state = check.student_function()
@@ -214,7 +207,6 @@ def check_hidden_state(namespace: dict) -> None:
 
 
 # -- lstm_step and lstm_unroll -----------------------------------------------------------------------------------
-@graded_check
 def check_lstm_step(namespace: dict) -> None:
     check = Checker("lstm_step", namespace)
     lstm_step = check.student_function()
@@ -252,7 +244,6 @@ def check_lstm_step(namespace: dict) -> None:
     check.finish()
 
 
-@graded_check
 def check_lstm_unroll(namespace: dict) -> None:
     check = Checker("lstm_unroll", namespace)
     lstm_unroll = check.student_function()
@@ -333,7 +324,6 @@ def _diagnose_params(check: Checker, got: dict, module) -> None:
                    "must be the sum of both slices.")
 
 
-@graded_check
 def check_lstm_params_from_torch(namespace: dict) -> None:
     check = Checker("lstm_params_from_torch", namespace)
     convert = check.student_function()
@@ -379,7 +369,6 @@ def check_lstm_params_from_torch(namespace: dict) -> None:
 
 
 # -- gru_step ------------------------------------------------------------------------------------------------------
-@graded_check
 def check_gru_step(namespace: dict) -> None:
     check = Checker("gru_step", namespace)
     gru_step = check.student_function()
@@ -431,7 +420,6 @@ FORGET_BIAS_CASES = [  # (label, D, H, num_layers, bidirectional, value or None 
 ]
 
 
-@graded_check
 def check_set_forget_gate_bias(namespace: dict) -> None:
     check = Checker("set_forget_gate_bias", namespace)
     set_bias = check.student_function()
