@@ -3,8 +3,11 @@
 A course grades an honest student ("peer"), fingerprints everything that is not the attackers' (source/, release/,
 the config, the peer's folders and gradebook rows, the repository's grading code), then grades every attack in
 `adversarial.py` in one autograde run. Each attack must score exactly what it deserves, leave the notes the report
-promises, leak nothing, and change nothing else. A second course grades the first attack with stock nbgrader, for the
-README's side-by-side.
+promises, leak nothing, and change nothing else. The attacks on the grading design (hidden checks run in the grader,
+not the kernel) are checked for what they did as well as for their score: a forged execute_result is shown as plain
+output, a rewritten cell is judged by the grader, the kernel holds no hidden-test code, text or secret, and garbage
+on the call protocol costs only that notebook's points. A second course grades two attacks with stock nbgrader (the
+solution thief and a forged execute_result), for the README's side-by-side.
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ def hand_in(course: Path, attack, port: int, secret_file: Path) -> None:
         nb = attack.build(releases[NB01], notebooks.solutions(sources[NB01]))
         for cell in nb.cells:
             cell.source = (cell.source.replace("COURSE", str(course)).replace("REPO", str(ROOT))
-                           .replace("PORT", str(port)).replace("SECRET_FILE", str(secret_file)))
+                           .replace("PORT", str(port)).replace("SECRET_FILE", str(secret_file))
+                           .replace("SECRET_BACKWARDS", SECRET[::-1]))
         handed[NB01] = nb
     if attack.also_nb03:
         handed[NB03] = notebooks.filled(releases[NB03], notebooks.solutions(sources[NB03]))
@@ -135,11 +139,15 @@ def _attacked_course(course: Path) -> AttackedCourse:
                           {(r.student, r.notebook): r.notes for r in results}, listener.connections, result)
 
 
+STOCK_ATTACKS = ("steal_solutions", "forge_displayhook")  # graded with stock nbgrader too, for the README
+
+
 def _stock_course(course: Path) -> dict:
     with open(course / "nbgrader_config.py", "a") as config:
         config.write(sandbox.STOCK_AUTOGRADE_CONFIG)
     assert pipeline.generate(course).ok
-    hand_in(course, ATTACKS_BY_NAME["steal_solutions"], port=9, secret_file=course / "none")
+    for name in STOCK_ATTACKS:
+        hand_in(course, ATTACKS_BY_NAME[name], port=9, secret_file=course / "none")
     pipeline.autograde(course, quiet=True)
     return report.scores_by_cell(course)
 
@@ -153,6 +161,31 @@ def attacked(tmp_path_factory):
         course = attacked.result()
         course.stock_scores = stock.result()
     return course
+
+
+def _graded(course: Path) -> list:
+    """The attacks whose notebook 01 was graded (test_every_attacked_notebook_is_graded says which were not)."""
+    return [a for a in ATTACKS if autograded_notebook(course, a.student, NB01).exists()]
+
+
+def _test_cells(course: Path, student: str, notebook: str = NB01) -> dict:
+    """{grade id: outputs} of the autograded notebook's test cells."""
+    nb = notebooks.read(autograded_notebook(course, student, notebook))
+    return {notebooks.nbgrader_meta(c)["grade_id"]: c.get("outputs", []) for c in nb.cells
+            if (notebooks.nbgrader_meta(c).get("grade_id") or "").startswith("test_")}
+
+
+def _cell_outputs(course: Path, student: str, grade_id: str, notebook: str = NB01) -> list:
+    nb = notebooks.read(autograded_notebook(course, student, notebook))
+    return next(c.get("outputs", []) for c in nb.cells if notebooks.nbgrader_meta(c).get("grade_id") == grade_id)
+
+
+def _errors(outputs: list) -> list:
+    return [(o["ename"], str(o.get("evalue", ""))) for o in outputs if o.get("output_type") == "error"]
+
+
+def _shown(output) -> str:
+    return str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
 
 
 def _outputs(course: Path, student: str, notebook: str = NB01) -> str:
@@ -198,6 +231,10 @@ def test_nothing_outside_the_attackers_results_changed(attacked):
 
 
 def test_nothing_leaks_and_nothing_gets_out(attacked):
+    for attack in _graded(attacked.path):  # the hidden block, the checks, the references, the secret: never shown
+        shown = _outputs(attacked.path, attack.student)
+        for hidden in (SECRET, "BEGIN HIDDEN", "check_rnn_step(globals())", "def check_", "def reference_"):
+            assert hidden not in shown, (attack.name, hidden)
     leaked = _outputs(attacked.path, "x_read_hidden")
     assert "LEAK" not in leaked, leaked[:3000]
     assert "blocked" in leaked and SECRET not in leaked
@@ -250,16 +287,200 @@ def test_flooded_output_is_bounded(attacked):
     assert size < 5_000_000
 
 
-def test_tampering_never_pays(attacked):
+def test_no_attack_scores_more_than_it_deserves_where_it_is_wrong(attacked):
+    """In every test cell where an attack deserves less than full points (the function it got wrong, or left out),
+    it never gets more: whatever it patched, forged or rewrote, the grader's verdict on that function stands."""
+    over = {}
     for attack in ATTACKS:
-        if attack.name.startswith("patch_"):
-            assert sum(attacked.scores[attack.student][NB01].values()) == 0, attack.name
+        if attack.invalid_nb01:
+            continue
+        got = attacked.scores[attack.student][NB01]
+        for cell, deserved in attack.expected.items():
+            if deserved < NB01_POINTS[cell] and got[cell] > deserved:
+                over[(attack.name, cell)] = (got[cell], deserved)
+    assert not over, over
+
+
+FORGED = {"forge_displayhook": "all hidden tests passed", "forge_sys_displayhook": "2.0", "forge_session": "100",
+          "forge_post_run_cell": "2.0", "forge_printed_score": "Score: 2.0"}
+
+
+def test_a_test_cell_never_keeps_an_execute_result(attacked):
+    """nbgrader takes a test cell's first execute_result as its score: no graded test cell of any student has one."""
+    kept = {(attack.name, cell) for attack in _graded(attacked.path)
+            for cell, outputs in _test_cells(attacked.path, attack.student).items()
+            if any(o.get("output_type") == "execute_result" for o in outputs)}
+    assert not kept, kept
+
+
+@pytest.mark.parametrize("name", FORGED)
+def test_a_forged_score_is_plain_output_and_the_grader_decides(attacked, name):
+    """The kernel did emit its forged score in every test cell (now plain output); before the cell's own error
+    (where it did not swallow errors: stock nbgrader would have stopped at it), or with the grader's hidden verdict
+    as the only error (where every visible failure was swallowed, or sent as the forged score)."""
+    for cell, outputs in _test_cells(attacked.path, f"x_{name}").items():
+        forged = [i for i, o in enumerate(outputs) if FORGED[name] in _shown(o)]
+        errors = _errors(outputs)
+        assert forged and errors, (cell, outputs)
+        if name in ("forge_displayhook", "forge_sys_displayhook"):
+            first_error = next(i for i, o in enumerate(outputs) if o.get("output_type") == "error")
+            assert forged[0] < first_error and errors[0][0] == "NameError", (cell, outputs)
+        else:
+            assert [e for e, _ in errors] == ["HiddenTestFailure"], (cell, errors)
+            assert "is not defined" in errors[0][1], (cell, errors)
+
+
+def test_forging_from_a_thread_or_during_the_hidden_checks_changes_nothing(attacked):
+    for cell, outputs in _test_cells(attacked.path, "x_forge_late").items():
+        assert [e for e, _ in _errors(outputs)] == ["HiddenTestFailure"], (cell, outputs)
+
+
+@pytest.mark.parametrize("name, verdict", [("rewrite_to_pass", "could not be looked up"),
+                                           ("rewrite_ast", "is not defined")])
+def test_a_rewritten_cell_is_judged_by_the_grader(attacked, name, verdict):
+    """The kernel ran `pass` (even for the grader's serving cell) or a print instead of each cell: no visible test
+    failed, and the grader's hidden verdict is each test cell's only error."""
+    for cell, outputs in _test_cells(attacked.path, f"x_{name}").items():
+        errors = _errors(outputs)
+        assert [e for e, _ in errors] == ["HiddenTestFailure"] and verdict in errors[0][1], (cell, errors)
+        if name == "rewrite_ast":
+            assert any("passes the visible tests" in _shown(o) for o in outputs), (cell, outputs)
+
+
+def test_the_hidden_verdict_decides_a_wrong_function_that_passes_its_visible_tests(attacked):
+    """WRONG_RNN_STEP passes the visible tests: the patches, hooks and stack walks that come with it are judged by
+    the grader's checks, whose failure is test_rnn_step's only error."""
+    for attack in ATTACKS:
+        if attack.name.startswith("patch_") and attack.name not in ("patch_builtins", "patch_builtin_bool") \
+                or attack.name in ("stack_walk", "trace_hooks", "import_other_ways", "fake_callbacks",
+                                   "delete_test_cell", "duplicate_test_cell", "edit_test_cell", "retype_test_cell",
+                                   "raise_points"):
+            errors = _errors(_test_cells(attacked.path, attack.student)["test_rnn_step"])
+            assert [e for e, _ in errors] == ["HiddenTestFailure"], (attack.name, errors)
+            assert "did not pass the hidden tests" in errors[0][1], (attack.name, errors)
+
+
+def test_the_grading_modules_are_not_in_the_kernel(attacked):
+    """What reached into rnncourse.grading in the kernel (the old guard's record, the checks, the compare helpers)
+    finds nothing: no such module, no file of it, no sign of it on the heap."""
+    for name, error in (("patch_check_functions", "KeyError"), ("patch_compare_helpers", "KeyError"),
+                        ("import_reference", "ModuleNotFoundError")):
+        errors = _errors(_cell_outputs(attacked.path, f"x_{name}", "rnn_step"))
+        assert errors and errors[0][0] == error and "rnncourse.grading" in errors[0][1], (name, errors)
+    ways = _outputs(attacked.path, "x_import_other_ways")
+    assert "LEAK" not in ways and ways.count("blocked") == 11, ways[:3000]
+    hidden = _outputs(attacked.path, "x_read_hidden")
+    assert "grading module file blocked: KeyError" in hidden and "inspect blocked: KeyError" in hidden
+
+
+def test_the_kernel_holds_nothing_of_the_hidden_tests(attacked):
+    """A stack walk and a gc walk during the grader's call, trace and profile hooks on every call, and a scan of
+    every string gc reaches and of the kernel's memory find no check, reference, expected value, hidden-test text or
+    secret; the only rnncourse modules in the kernel are the call protocol's."""
+    walked = _outputs(attacked.path, "x_stack_walk")
+    assert "STACK suspicious: []" in walked, walked[-3000:]
+    frames = re.search(r"STACK frames seen: (\[.*?\])", walked)
+    assert frames and {"serve", "_guarded", "rnn_step"} <= set(eval(frames.group(1))), walked[-3000:]  # noqa: S307
+    picked = re.search(r"STACK picked: (\[.*?\])\n", walked)
+    assert picked and len(eval(picked.group(1))) == 5, walked[-3000:]  # noqa: S307 -- once per hidden case
+
+    traced = _outputs(attacked.path, "x_trace_hooks")
+    callee = re.search(r"TRACE callee frames: (\d+)", traced)
+    assert callee and int(callee.group(1)) > 0, traced[-3000:]  # the hooks were on while the grader called
+    assert "TRACE check frames: []" in traced and "TRACE hooks still on: True True" in traced, traced[-3000:]
+
+    scanned = _outputs(attacked.path, "x_heap_scan")
+    assert "HEAPLEAK" not in scanned, scanned[-5000:]
+    summary = re.search(r"heap scan: (\{.*?\})\n", scanned)
+    assert summary, scanned[-3000:]
+    summary = eval(summary.group(1))  # noqa: S307 -- a dict the attack printed
+    assert summary["strings scan"] == "complete" and summary["strings"] > 100_000, summary
+    assert summary["in a call"] in ("complete", "stopped at its time limit") and summary["stack values"] > 0, summary
+    found = re.search(r"CONTROL found in: (\[.*?\])", scanned)
+    assert found, scanned[-3000:]
+    if summary["memory"] == "complete":  # /proc/self/mem could be read: every writable region of it was
+        assert summary["bytes"] > 10_000_000 and set(eval(found.group(1))) == {"memory", "object", "stack"}, summary
+    else:
+        assert summary["memory"].startswith("blocked") and set(eval(found.group(1))) == {"object", "stack"}, summary
+    modules = re.search(r"rnncourse modules: (\[.*?\])", scanned)
+    assert modules, scanned[-3000:]
+    assert set(eval(modules.group(1))) == {name for name, _, _ in sandbox.kernel_modules()}  # noqa: S307
+    assert all(m == "rnncourse" or m.startswith("rnncourse.kernels") for m in eval(modules.group(1)))  # noqa: S307
+
+
+def test_fabricated_answers_on_the_protocol_fail_the_hidden_checks(attacked):
+    for cell, outputs in _test_cells(attacked.path, "x_protocol_fabricate").items():
+        errors = _errors(outputs)
+        assert [e for e, _ in errors] == ["HiddenTestFailure"], (cell, errors)
+        assert "did not pass the hidden tests" in errors[0][1], (cell, errors)
+
+
+def test_garbage_on_the_protocol_costs_only_that_notebook(attacked):
+    """Every kind of garbage is refused as the student's problem, in that test cell: the notebook is graded (the
+    exit code test shows nothing else was dropped), and the peer's grades do not change."""
+    reasons = {"test_rnn_step": "not JSON", "test_rnn_unroll": "not a dict",
+               "test_rnn_params_from_torch": "larger than the grader accepts", "test_rnn_unroll_masked": "not a dict",
+               "test_embed": "a tensor whose size does not match its shape",
+               "test_task_alignment": "unknown tag '$pickle'"}
+    cells = _test_cells(attacked.path, "x_protocol_garbage")
+    for cell, reason in reasons.items():
+        errors = _errors(cells[cell])
+        assert [e for e, _ in errors] == ["HiddenTestFailure"] and reason in errors[0][1], (cell, errors)
+    assert autograded_notebook(attacked.path, "x_protocol_deep_json", NB01).exists(), \
+        "nbgrader dropped x_protocol_deep_json's notebook: the grader failed on it (see its logs/autograde.log)"
+    for cell, outputs in _test_cells(attacked.path, "x_protocol_deep_json").items():
+        assert [e for e, _ in _errors(outputs)] == ["HiddenTestFailure"], (cell, outputs)
+    assert autograded_notebook(attacked.path, "x_protocol_bad_values", NB01).exists(), \
+        "nbgrader dropped x_protocol_bad_values's notebook: the grader failed on it (see its logs/autograde.log)"
+    for cell, outputs in _test_cells(attacked.path, "x_protocol_bad_values").items():
+        errors = _errors(outputs)
+        assert [e for e, _ in errors] == ["HiddenTestFailure"] and "could not be looked up" in errors[0][1], \
+            (cell, errors)
+
+
+def test_a_protocol_that_never_answers_stops_that_kernel(attacked):
+    """The serving cell starts the session, then ignores SIGINT and the grader's requests: the grader's deadline
+    interrupts it, then the kernel is stopped, the cell's verdict says why, and the rest of the notebook is marked
+    not run with the reason."""
+    cells = _test_cells(attacked.path, "x_protocol_hang")
+    assert _errors(cells["test_rnn_step"]) == [] and _errors(cells["test_rnn_unroll"]) == []
+    errors = _errors(cells["test_rnn_params_from_torch"])
+    assert [e for e, _ in errors] == ["HiddenTestFailure"] and "stopped answering" in errors[0][1], errors
+    for cell in ("test_rnn_unroll_masked", "test_embed", "test_task_alignment"):
+        errors = _errors(cells[cell])
+        assert [e for e, _ in errors] == ["NotRun"], (cell, errors)
+        assert "the kernel stopped answering while the hidden tests of cell" in errors[0][1], (cell, errors)
+
+
+def test_callbacks_that_are_not_stand_ins_get_an_error(attacked):
+    """rnn_step asked for reference_rnn_step, check_rnn_step and rnn_step in each of its 5 hidden cases, embed for a
+    stand-in kept from rnn_unroll_masked's session and for rnn_unroll in each of its 5: every answer is an error."""
+    lines = [line for line in _outputs(attacked.path, "x_fake_callbacks").splitlines() if line.startswith("CALLBACK")]
+    assert len(lines) == 5 * 3 + 5 * 2, lines
+    assert all("'result'" not in line for line in lines), lines
+    asked = [line for line in lines if "the kept rnn_step stand-in" not in line]
+    assert len(asked) == 5 * 3 + 5 and all("is not available here" in line for line in asked), lines
+    kept = [line for line in lines if "the kept rnn_step stand-in" in line]  # its session (and socket) is gone
+    assert len(kept) == 5 and all("Error" in line.split("->")[1] for line in kept), lines
 
 
 def test_stock_nbgrader_gives_the_solution_thief_full_marks_and_the_sandbox_none(attacked):
     """The README's side-by-side: the same submission, stock nbgrader vs this course's autograde."""
     assert attacked.stock_scores["x_steal_solutions"][NB01] == NB01_POINTS
     assert attacked.scores["x_steal_solutions"][NB01] == {cell: 0.0 for cell in NB01_POINTS}
+
+
+def test_every_attacked_notebook_is_graded(attacked):
+    """Whatever the kernel did or sent, nbgrader wrote a graded notebook 01 for every attacker but the one that
+    handed in no notebook at all (a notebook nbgrader drops is "not graded", whatever its scores say)."""
+    assert {a.name for a in ATTACKS} - {a.name for a in _graded(attacked.path)} == {"invalid_notebook"}
+
+
+def test_stock_nbgrader_takes_a_forged_execute_result_as_the_score_and_the_sandbox_does_not(attacked):
+    """Stock nbgrader scores a test cell by its first execute_result (one that is not a number: full points), so the
+    forged display hook's empty notebook gets 12 / 12 there; here the execute_result is plain output."""
+    assert attacked.stock_scores["x_forge_displayhook"][NB01] == NB01_POINTS
+    assert attacked.scores["x_forge_displayhook"][NB01] == {cell: 0.0 for cell in NB01_POINTS}
 
 
 def test_autograde_exits_non_zero_only_for_what_it_could_not_grade(attacked):
