@@ -19,6 +19,8 @@ from catalog import CATALOG, VALID, WRONG
 from rnncourse import notebooks
 from rnncourse.course import NOTEBOOKS, repo_root, source_notebook
 from rnncourse.grading import compare, nb01
+from rnncourse.grading.student import CALL_TIME_LIMIT_S
+from rnncourse.kernels.callee import _CallTimedOut, time_limit
 
 matplotlib.use("Agg")
 
@@ -60,9 +62,9 @@ def _make_solved(notebook: str):
                 # A broken answer breaks its cell only, and a looping one is cut off (as nbgrader's cell timeout
                 # does): the next cells run all the same.
                 try:
-                    with compare._time_limit(compare.CALL_TIME_LIMIT_S):
+                    with time_limit(CALL_TIME_LIMIT_S):
                         exec(code.get(grade_id, cell_source) if grade_id else cell_source, namespace)
-                except (Exception, compare._CallTimedOut):
+                except (Exception, _CallTimedOut):
                     pass
         plt.close("all")
         return namespace

@@ -20,9 +20,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 
-# The kernel side's time limit and quiet calls, for the in-process test harness, which runs notebook cells itself.
-from rnncourse.kernels.callee import _CallTimedOut, quiet, time_limit as _time_limit  # noqa: F401
-
 from .student import (
     CALL_TIME_LIMIT_S,
     ProtocolBroken,
