@@ -48,22 +48,22 @@ c.GenerateFeedback.preprocessors = [
 # row; a refused notebook counts as not handed in (rnncourse/handins.py).
 c.Autograde.pre_convert_hook = "rnncourse.handins.before_autograde"
 
-# Autograde runs every kernel in a sandbox (rnncourse/sandbox.py): no access to source/, the gradebook, other
-# students or the network; memory, CPU-time, process and file-size limits; hidden-test code only in memory; tampering
-# detected. A notebook whose kernel dies or hangs costs only its own points. Students' Validate is unchanged: only
+# Autograde runs every kernel in a sandbox (rnncourse/kernels/): no access to source/, the gradebook, other
+# students or the network; memory, CPU-time, process and file-size limits. Hidden tests run here, in the grader, and
+# call the student's functions in the kernel. A notebook whose kernel dies or hangs costs only its own points. Students' Validate is unchanged: only
 # Autograde's list names SandboxedExecute. Limits: c.SandboxedExecute.memory_limit_mb, .cpu_time_limit_s,
 # .process_limit, .file_size_limit_mb, .tmp_limit_mb, .notebook_time_limit_s, .max_output_bytes (see `nbgrader
 # autograde --help-all`).
 c.Autograde.sanitize_preprocessors = [  # nbgrader's, plus a fix so a duplicated test cell cannot crash autograde
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
-    "rnncourse.sandbox.RemoveEmptyGradeMetadata",
+    "rnncourse.sanitize.RemoveEmptyGradeMetadata",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.Autograde.autograde_preprocessors = [
-    "rnncourse.sandbox.SandboxedExecute",
+    "rnncourse.kernels.executor.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

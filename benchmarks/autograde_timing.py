@@ -25,7 +25,7 @@ from rnncourse.course import (
     repo_root,
     source_notebook,
 )
-from rnncourse.sandbox import STOCK_AUTOGRADE_CONFIG
+from rnncourse.kernels.executor import STOCK_AUTOGRADE_CONFIG
 
 
 def time_notebook(path: Path, workdir: Path) -> tuple[float, float, str]:

@@ -28,7 +28,7 @@ from autograde_timing import new_course
 
 from rnncourse import classgrade, notebooks, pipeline, submissions
 from rnncourse.course import DEMO_DUE_DATE, NOTEBOOKS, autograded_notebook, release_notebook, source_notebook
-from rnncourse.sandbox import STOCK_AUTOGRADE_CONFIG
+from rnncourse.kernels.executor import STOCK_AUTOGRADE_CONFIG
 
 # The class: (demo kind, how many). K beyond the sum repeats full solutions.
 MIX = [("full_solution", 6), ("partial", 2), ("untouched_release", 1), ("syntax_error", 1), ("endless_loop", 1),

@@ -71,7 +71,7 @@ def prepare_worker(course_dir: str, db_url: str | None = None) -> None:
     config, start the sandbox's zygote (torch & co. imported once) and ready the hidden checks, which run in this
     process, so no student's task pays for any of it."""
     global _WORKER_START_SECONDS
-    from .sandbox import prestart_fork_server
+    from .kernels.manager import prestart_fork_server
 
     start = time.monotonic()
     try:

@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import classgrade, classreport, pipeline, report, sandbox, submissions
+from . import classgrade, classreport, pipeline, report, submissions
+from .kernels.bwrap import SandboxUnavailable, check_sandbox_works
 from .course import ASSIGNMENT, DEMO_DUE_DATE
 
 DEMO_OUTPUTS = ("submitted", "refused", "feedback", "logs", "reports", "gradebook.db", "grades.csv")
@@ -52,15 +53,17 @@ def _check(result: pipeline.StepResult, must_succeed: bool = True) -> None:
 def check_sandbox(course_dir: Path) -> None:
     """Autograde refuses to start without a working sandbox, rather than fail on every kernel, unless the course's
     nbgrader_config.py turned the sandbox off (said loudly: student code then runs with the grader's access)."""
+    from .kernels.executor import SandboxedExecute  # imports torch: only for the steps that grade
+
     from .course import course_config
 
-    if not sandbox.SandboxedExecute(config=course_config(course_dir)).sandbox:
+    if not SandboxedExecute(config=course_config(course_dir)).sandbox:
         print("  WARNING: the grading sandbox is off (c.SandboxedExecute.sandbox = False in nbgrader_config.py): "
               "student code runs with your file and network access.")
         return
     try:
-        sandbox.check_sandbox_works()
-    except sandbox.SandboxUnavailable as problem:
+        check_sandbox_works()
+    except SandboxUnavailable as problem:
         raise SystemExit(f"autograde refused: {problem}") from None
 
 

@@ -18,7 +18,8 @@ from catalog import CATALOG, VALID, WRONG
 
 from rnncourse import notebooks
 from rnncourse.course import NOTEBOOKS, repo_root, source_notebook
-from rnncourse.grading import compare, nb01
+from rnncourse.grading import compare, nb01, student
+from rnncourse.kernels.callee import _CallTimedOut, time_limit
 
 matplotlib.use("Agg")
 
@@ -60,9 +61,9 @@ def _make_solved(notebook: str):
                 # A broken answer breaks its cell only, and a looping one is cut off (as nbgrader's cell timeout
                 # does): the next cells run all the same.
                 try:
-                    with compare._time_limit(compare.CALL_TIME_LIMIT_S):
+                    with time_limit(student.CALL_TIME_LIMIT_S):
                         exec(code.get(grade_id, cell_source) if grade_id else cell_source, namespace)
-                except (Exception, compare._CallTimedOut):
+                except (Exception, _CallTimedOut):
                     pass
         plt.close("all")
         return namespace
@@ -160,7 +161,7 @@ def test_wrong_dependency_does_not_cost_the_dependent_function(solved):
 
 
 def test_endless_loop_is_cut_off_with_a_clear_message(solved, monkeypatch):
-    monkeypatch.setattr(compare, "CALL_TIME_LIMIT_S", 0.3)
+    monkeypatch.setattr(student, "CALL_TIME_LIMIT_S", 0.3)
     namespace = solved(rnn_step="def rnn_step(x_t, h_prev, W, b):\n    while True:\n        pass\n")
     start = time.monotonic()
     message = failure(nb01.check_rnn_step, namespace)
@@ -169,7 +170,7 @@ def test_endless_loop_is_cut_off_with_a_clear_message(solved, monkeypatch):
 
 
 def test_loop_that_swallows_exceptions_is_still_cut_off(solved, monkeypatch):
-    monkeypatch.setattr(compare, "CALL_TIME_LIMIT_S", 0.3)
+    monkeypatch.setattr(student, "CALL_TIME_LIMIT_S", 0.3)
     code = ("def rnn_step(x_t, h_prev, W, b):\n    while True:\n        try:\n            pass\n"
             "        except Exception:\n            pass\n")
     assert "did not return within" in failure(nb01.check_rnn_step, solved(rnn_step=code))

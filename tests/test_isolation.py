@@ -21,7 +21,8 @@ from conftest import make_course
 
 from rnncourse import notebooks, pipeline, report, submissions
 from rnncourse.course import autograded_notebook, release_notebook, source_notebook
-from rnncourse.sandbox import SandboxedExecute, UidLease
+from rnncourse.kernels.executor import SandboxedExecute
+from rnncourse.kernels.leases import UidLease
 
 pytestmark = [pytest.mark.autograde,
               pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap missing")]

@@ -6,7 +6,7 @@ A hidden test cell calls one ``check_*`` function (see ``nb01``). Each check
   every run and the student's own random stream is left as it was;
 * computes the expected result with PyTorch's own modules, in float64;
 * calls the student's function quietly: its prints, warnings and stderr never reach the cell (nbgrader scores a test
-  cell 0 for any stderr), an endless loop is cut off after ``CALL_TIME_LIMIT_S``, and its errors are reported;
+  cell 0 for any stderr), an endless loop is cut off after ``student.CALL_TIME_LIMIT_S``, and its errors are reported;
 * collects every property that fails and raises one ``HiddenTestFailure`` that says what is wrong and how to look
   for it, never the hidden inputs, the expected values or the test's code.
 
@@ -20,11 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 
-# The kernel side's time limit and quiet calls, for the in-process test harness, which runs notebook cells itself.
-from rnncourse.kernels.callee import _CallTimedOut, quiet, time_limit as _time_limit  # noqa: F401
-
+from . import student as student_calls
 from .student import (
-    CALL_TIME_LIMIT_S,
     ProtocolBroken,
     RemoteObject,
     StudentRaised,
@@ -185,7 +182,8 @@ class Checker:
         try:
             return fn(*args)
         except StudentTimedOut:
-            self.fail(f"{name} did not return within {CALL_TIME_LIMIT_S:g} s: look for a loop that never ends.",
+            self.fail(f"{name} did not return within {student_calls.CALL_TIME_LIMIT_S:g} s: look for a loop that "
+                      f"never ends.",
                       label)
         except StudentRaised as exc:
             if exc.type_name == "NotImplementedError":

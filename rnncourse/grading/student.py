@@ -119,9 +119,10 @@ class Student:
             self._options = saved
 
     def call(self, target: int | str, args: tuple, kwargs: dict | None = None, method: str | None = None,
-             limit: float = CALL_TIME_LIMIT_S):
+             limit: float | None = None):
         """Call the student's object. Returns the result and the call's answer, whose "args_after" holds the
         arguments as the call left them (already written into `args`) and "backward" what backward_args found."""
+        limit = CALL_TIME_LIMIT_S if limit is None else limit  # read now: tests shorten it
         args = [wire.Iterated(a) if isinstance(a, types.GeneratorType) else a for a in args]
         request = {"op": "call", "target": target, "method": method, "args": wire.encode(args),
                    "kwargs": wire.encode(dict(kwargs or {})), "proxies": sorted(self._stand_ins),
@@ -140,7 +141,7 @@ class Student:
         return self.decode(self._request({"op": "helper", "name": name, "args": wire.encode(list(args))},
                                          limit)["result"])
 
-    def getattr(self, number: int, name: str, limit: float = CALL_TIME_LIMIT_S):
+    def getattr(self, number: int, name: str, limit: float = 10.0):
         return self.decode(self._request({"op": "getattr", "target": number, "name": name, "limit": limit},
                                          limit)["result"])
 
@@ -151,7 +152,7 @@ class Student:
         except wire.WireError as exc:
             raise ProtocolBroken(f"the kernel sent data the grader cannot read ({exc})") from None
 
-    def _request(self, message: dict, limit: float = CALL_TIME_LIMIT_S) -> dict:
+    def _request(self, message: dict, limit: float = 10.0) -> dict:
         answer = self.channel.request(message, self._callback, limit)
         if not isinstance(answer, dict):
             raise ProtocolBroken("the kernel's answer is not a message")

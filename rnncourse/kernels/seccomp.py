@@ -1,7 +1,7 @@
 """The system calls no grading kernel may make: one seccomp filter, the same program in both ways a kernel starts.
 
 A kernel started on its own gets the program through `bwrap --seccomp FD`; a kernel forked from the zygote loads
-the same program itself, as its last step before student code (``rnncourse.forkserver``). Each denied call fails
+the same program itself, as its last step before student code (``rnncourse.kernels.boot``). Each denied call fails
 with EPERM, as it does for an unprivileged process, so a notebook that tries one sees an ordinary error.
 """
 
