@@ -8,7 +8,7 @@ SECRET_FILE for a file only the grader can read (its content, like the grader's 
 variable, is a random token) and SECRET_BACKWARDS for that token reversed (what a heap scan looks for, without the
 token itself in the kernel's memory): the attacker is assumed to know where everything is.
 
-Hidden tests do not run in the kernel (rnncourse/sandbox.py): a test cell's visible part runs there, its hidden checks
+Hidden tests do not run in the kernel (rnncourse/kernels/executor.py): a test cell's visible part runs there, its hidden checks
 run in the grader and call the student's functions through the call protocol (rnncourse/kernels). So the attacks
 below that hunt for tests, references, expected values or secrets in the kernel find nothing, the ones that forge a
 test cell's output or rewrite cells cannot make the grader's verdict pass, and the ones that abuse the protocol only
@@ -93,7 +93,7 @@ _peek("instructor's environment", lambda: os.environ["RNNCOURSE_TEST_SECRET"])
 print("environment:", dict(os.environ))
 '''
 
-# Kernels forked from the grading process's zygote (rnncourse/forkserver.py) share its sandbox: look for the
+# Kernels forked from the grading process's zygote (rnncourse/kernels/forkserver.py) share its sandbox: look for the
 # zygote's socket, the other kernels' folders and processes.
 NEIGHBOURS = '''
 import glob, os, socket

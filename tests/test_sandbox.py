@@ -28,7 +28,8 @@ import pytest
 from adversarial import ATTACKS, NB01, NB01_POINTS, NB03, NB03_POINTS
 from conftest import make_course
 
-from rnncourse import notebooks, pipeline, report, sandbox, submissions
+from rnncourse import notebooks, pipeline, report, submissions
+from rnncourse.kernels import bwrap, executor, manager
 from rnncourse.course import ASSIGNMENT, autograded_notebook, release_notebook, source_notebook
 
 pytestmark = pytest.mark.autograde
@@ -144,7 +145,7 @@ STOCK_ATTACKS = ("steal_solutions", "forge_displayhook")  # graded with stock nb
 
 def _stock_course(course: Path) -> dict:
     with open(course / "nbgrader_config.py", "a") as config:
-        config.write(sandbox.STOCK_AUTOGRADE_CONFIG)
+        config.write(executor.STOCK_AUTOGRADE_CONFIG)
     assert pipeline.generate(course).ok
     for name in STOCK_ATTACKS:
         hand_in(course, ATTACKS_BY_NAME[name], port=9, secret_file=course / "none")
@@ -261,7 +262,7 @@ def test_forked_kernels_see_no_neighbour(attacked):
 
 def test_fork_is_limited_and_every_process_is_gone(attacked):
     forked = re.search(r"forked (\d+) processes", _outputs(attacked.path, "x_fork_many"))
-    assert forked and 0 < int(forked.group(1)) <= sandbox.SandboxedExecute.process_limit.default_value
+    assert forked and 0 < int(forked.group(1)) <= executor.SandboxedExecute.process_limit.default_value
     left = subprocess.run(["pgrep", "-f", "sleep 3517"], capture_output=True, text=True).stdout.split()
     assert left == []
 
@@ -271,7 +272,7 @@ def test_kernels_run_unprivileged_with_the_configured_limits(attacked):
     shown = re.search(r"LIMITS (\{.*?\}) UID (\d+)", _outputs(attacked.path, "x_show_limits"))
     assert shown, _outputs(attacked.path, "x_show_limits")[-2000:]
     limits, uid = eval(shown.group(1)), int(shown.group(2))  # noqa: S307 -- a dict of ints the test itself printed
-    defaults = sandbox.SandboxedExecute
+    defaults = executor.SandboxedExecute
     assert limits["RLIMIT_DATA"] == 2048 << 20
     assert limits["RLIMIT_CPU"] == defaults.cpu_time_limit_s.default_value
     assert limits["RLIMIT_FSIZE"] == defaults.file_size_limit_mb.default_value << 20
@@ -404,7 +405,7 @@ def test_the_kernel_holds_nothing_of_the_hidden_tests(attacked):
         assert summary["memory"].startswith("blocked") and set(eval(found.group(1))) == {"object", "stack"}, summary
     modules = re.search(r"rnncourse modules: (\[.*?\])", scanned)
     assert modules, scanned[-3000:]
-    assert set(eval(modules.group(1))) == {name for name, _, _ in sandbox.kernel_modules()}  # noqa: S307
+    assert set(eval(modules.group(1))) == {name for name, _, _ in manager.kernel_modules()}  # noqa: S307
     assert all(m == "rnncourse" or m.startswith("rnncourse.kernels") for m in eval(modules.group(1)))  # noqa: S307
 
 
@@ -496,7 +497,7 @@ def test_sandbox_also_works_without_root_in_a_user_namespace():
     user (nobody) runs the system Python in it, with no network and no view of the host's files."""
     if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
         pytest.skip("needs root to become an ordinary user, and a system Python that user can run")
-    command = sandbox.SandboxCommand(uid=None, tmp_bytes=16 << 20)
+    command = bwrap.SandboxCommand(uid=None, tmp_bytes=16 << 20)
     command.bind("--ro-bind", "/usr")
     probe = ("import os, socket\n"
              "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"

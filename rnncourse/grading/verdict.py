@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,4 +101,8 @@ def judge(checks: list[Callable], student: Student) -> Verdict:
             return Verdict(False, f"The kernel stopped answering while the hidden tests ran ({lost}).", True)
         except StudentError as error:
             return Verdict(False, f"The hidden tests could not talk to this notebook's code: {error}.")
+        except Exception as error:  # data no check foresaw: this notebook's verdict, never the whole run's
+            logging.getLogger(__name__).exception("%s could not judge this notebook", check.__name__)
+            return Verdict(False, f"The hidden tests could not judge what this notebook's code returned "
+                                  f"({type(error).__name__}); the grading log has the details.")
     return Verdict(True)

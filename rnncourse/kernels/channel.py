@@ -145,8 +145,8 @@ class KernelChannel:
             raise StudentTimedOut()
         try:
             message = json.loads(data)
-        except ValueError:
-            raise ProtocolBroken("the kernel sent a message that is not JSON") from None
+        except (ValueError, RecursionError):
+            raise ProtocolBroken("the kernel sent a message that is not JSON the grader reads") from None
         if not isinstance(message, dict):
             raise ProtocolBroken("the kernel sent a message that is not a dict")
         return message

@@ -178,7 +178,10 @@ class SandboxedExecute(Execute):
         started = time.monotonic()
         outcome = self._judge(checks)
         self.log.debug("Sandbox: hidden checks of cell %d took %.2f s", index + 1, time.monotonic() - started)
-        if not outcome.passed:
+        if outcome.kernel_lost:
+            cell.outputs.append(_error(KERNEL_DIED, f"{outcome.message} The kernel was stopped and the rest of "
+                                                    f"this notebook was not run."))
+        elif not outcome.passed:
             cell.outputs.append(_error(HIDDEN_TEST_FAILED, outcome.message))
         if outcome.kernel_lost:
             self._kill_kernel()
@@ -199,7 +202,8 @@ class SandboxedExecute(Execute):
                 channel.close()
             except StudentError as error:
                 self.log.warning("Sandbox: the kernel did not end the grader's session (%s)", error)
-                outcome = verdict.Verdict(outcome.passed, outcome.message, kernel_lost=True)
+                outcome = verdict.Verdict(False, f"The kernel did not end the grader's session ({error}).",
+                                          kernel_lost=True)
         return outcome
 
     def output(self, outs, msg, display_id, cell_index):

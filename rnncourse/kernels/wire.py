@@ -33,6 +33,7 @@ MAX_TENSOR_BYTES = 64 << 20
 DTYPES = {name: getattr(torch, name) for name in (
     "float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")}
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+DEVICES = ("cpu", "cuda")
 
 # Modules the grader may send to a kernel, with the constructor arguments that describe them.
 MODULE_ARGS = {
@@ -45,6 +46,7 @@ MODULE_ARGS = {
     "Linear": ("in_features", "out_features"),
     "MSELoss": ("reduction",),
 }
+PARAMETERLESS = ("MSELoss",)
 
 
 class WireError(ValueError):
@@ -150,9 +152,20 @@ def encode_module(module: torch.nn.Module) -> dict:
             "exact": type(module).__name__ == kind, "training": module.training}
 
 
-def decode(data, handle=None, depth: int = 0, device_map=None):
+def decode(data, handle=None, device_map=None):
     """The value `data` describes. `handle(number)` resolves handles (the kernel's own objects); without it, they
-    decode to Handle objects. `device_map(device)` says where tensors go (default: where they say they were)."""
+    decode to Handle objects. `device_map(device)` says where tensors go (default: where they say they were).
+    Anything that does not decode, however it fails, raises WireError."""
+    try:
+        return _decode(data, handle, 0, device_map)
+    except WireError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, OverflowError, RecursionError,
+            MemoryError) as exc:
+        raise WireError(f"undecodable data ({type(exc).__name__})") from None
+
+
+def _decode(data, handle, depth: int, device_map):
     if depth > MAX_DEPTH:
         raise WireError("data nested too deeply")
     if data is None or isinstance(data, (bool, int, float, str)):
@@ -163,27 +176,29 @@ def decode(data, handle=None, depth: int = 0, device_map=None):
     if tag in ("$list", "$tuple"):
         if not isinstance(body, list):
             raise WireError("a list that is not a list")
-        items = [decode(v, handle, depth + 1, device_map) for v in body]
+        items = [_decode(v, handle, depth + 1, device_map) for v in body]
         return items if tag == "$list" else tuple(items)
     if tag == "$iter":
         if not isinstance(body, list):
             raise WireError("an iterator that is not a list")
-        return Iterated(decode(v, handle, depth + 1, device_map) for v in body)
+        return Iterated(_decode(v, handle, depth + 1, device_map) for v in body)
     if tag == "$dict":
         if not (isinstance(body, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
                                                for p in body)):
             raise WireError("a dict that is not a list of pairs")
-        return {k: decode(v, handle, depth + 1, device_map) for k, v in body}
+        return {k: _decode(v, handle, depth + 1, device_map) for k, v in body}
     if tag == "$tensor":
         return decode_tensor(body, device_map)
     if tag == "$dtype":
-        if body not in DTYPES:
+        if not isinstance(body, str) or body not in DTYPES:
             raise WireError("an unknown dtype")
         return DTYPES[body]
     if tag == "$int":
-        return int(str(body))
+        if not (isinstance(body, str) and len(body) <= 40):
+            raise WireError("an integer out of range")
+        return int(body)
     if tag == "$float":
-        if body not in ("nan", "inf", "-inf"):
+        if not isinstance(body, str) or body not in ("nan", "inf", "-inf"):
             raise WireError("an unknown float")
         return float(body)
     if tag == "$handle":
@@ -207,6 +222,8 @@ def decode_tensor(body: dict, device_map=None, depth: int = 0) -> torch.Tensor:
         device = str(body["device"])
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"a malformed tensor ({type(exc).__name__})") from None
+    if device not in DEVICES:
+        raise WireError("a tensor on an unknown device")
     if any(n < 0 for n in shape) or len(shape) > 16:
         raise WireError("a tensor with an impossible shape")
     numel = math.prod(shape)
@@ -238,17 +255,27 @@ def decode_tensor(body: dict, device_map=None, depth: int = 0) -> torch.Tensor:
 
 
 def decode_module(body: dict, device_map=None) -> torch.nn.Module:
-    kind = body.get("class")
+    """The module `body` describes. It is built on the meta device and given the parameters that came with it, so
+    its constructor arguments alone allocate nothing, and parameters that do not fit them raise."""
+    kind = body.get("class") if isinstance(body, dict) else None
     if kind not in MODULE_ARGS:
         raise WireError(f"a module of an unknown class {kind!r}")
-    kwargs = {k: v for k, v in body.get("kwargs", {}).items() if k in MODULE_ARGS[kind] + ("bias",)}
+    kwargs = body.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise WireError("module arguments that are not a dict")
+    kwargs = {k: v for k, v in kwargs.items() if k in MODULE_ARGS[kind] + ("bias",)}
+    state = body.get("state", {})
+    if not isinstance(state, dict):
+        raise WireError("module parameters that are not a dict")
+    state = {str(name): decode_tensor(t, device_map) for name, t in state.items()}
     with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG: leave it as it was
-        module = getattr(torch.nn, kind)(**kwargs)
-    state = {name: decode_tensor(t, device_map) for name, t in body.get("state", {}).items()}
+        module = getattr(torch.nn, kind)(**kwargs, **({} if kind in PARAMETERLESS else {"device": "meta"}))
+    module.load_state_dict(state, assign=True)  # strict: every parameter given, with its shape
     dtype = DTYPES.get(body.get("dtype"), torch.float32)
-    device = device_map(body.get("device", "cpu")) if device_map is not None else body.get("device", "cpu")
-    module = module.to(dtype=dtype, device=device)
-    module.load_state_dict(state)
+    device = str(body.get("device", "cpu"))
+    if device not in DEVICES:
+        raise WireError("a module on an unknown device")
+    module = module.to(dtype=dtype, device=device_map(device) if device_map is not None else device)
     module.train(bool(body.get("training", True)))
     module.wire_exact = bool(body.get("exact", True))  # False: the other side's was a subclass of this class
     return module
