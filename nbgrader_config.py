@@ -54,12 +54,11 @@ c.Autograde.pre_convert_hook = "rnncourse.handins.before_autograde"
 # Autograde's list names SandboxedExecute. Limits: c.SandboxedExecute.memory_limit_mb, .cpu_time_limit_s,
 # .process_limit, .file_size_limit_mb, .tmp_limit_mb, .notebook_time_limit_s, .max_output_bytes (see `nbgrader
 # autograde --help-all`).
-c.Autograde.sanitize_preprocessors = [  # nbgrader's, plus a fix so a duplicated test cell cannot crash autograde
+c.Autograde.sanitize_preprocessors = [  # nbgrader's, but a duplicated or made-up test cell cannot crash autograde
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
-    "rnncourse.sanitize.RemoveEmptyGradeMetadata",
     "nbgrader.preprocessors.OverwriteKernelspec",
-    "nbgrader.preprocessors.OverwriteCells",
+    "rnncourse.sanitize.OverwriteKnownCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.Autograde.autograde_preprocessors = [

@@ -831,6 +831,41 @@ def _never_answer(path):
 _callee.serve = _never_answer
 '''
 
+# rnn_step (right) switches the kernel's alarm off while the grader calls it, and keeps the call open by asking the
+# grader for a callback every few seconds (each answered with an error): without one deadline for the whole call,
+# callbacks included, this held autograde open for as long as it liked (found by a hostile review).
+HOLD_THE_GRADER = '''
+import signal as _signal, sys as _sys, time as _time
+def _serving_ask():
+    frame = _sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "serve" and "ask" in frame.f_locals):
+        frame = frame.f_back
+    return frame and frame.f_locals["ask"]
+_right_rnn_step = rnn_step
+def rnn_step(x_t, h_prev, W, b):
+    ask = _serving_ask()
+    if ask:
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+        started = _time.monotonic()
+        while _time.monotonic() - started < 120:
+            ask({"callback": "keep_alive", "args": {"$list": []}})
+            _time.sleep(3)
+    return _right_rnn_step(x_t, h_prev, W, b)
+'''
+
+
+def _graded_cell_of_its_own(cells, i):
+    """A code cell the student made, marked graded with a grade id the gradebook does not know (as a test cell
+    pasted from elsewhere would be), whose own 'hidden block' names checks: nbgrader used to crash on it
+    (KeyError: 'grade_id') and drop the whole notebook."""
+    cell = nbformat.v4.new_code_cell("print('mine')\n### BEGIN HIDDEN TESTS\n"
+                                     "from rnncourse.grading.nb01 import check_rnn_step\ncheck_rnn_step(globals())\n"
+                                     "### END HIDDEN TESTS\n")
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": False, "points": 5,
+                                 "grade_id": "my_own_test", "schema_version": 3}
+    cells.append(cell)
+
+
 # While the grader calls them, rnn_step asks the grader for callbacks that are not stand-ins ("reference_rnn_step",
 # "check_rnn_step", its own name) through the session's own `ask`, and would return what came back; rnn_unroll_masked
 # (right) keeps the rnn_step stand-in it is given while graded, and embed later calls that stand-in and asks for the
@@ -967,6 +1002,12 @@ def with_test_cell(change: Callable) -> Callable:
     return build
 
 
+def _with_cell_added(release, answers):
+    nb = notebooks.filled(release, answers)
+    _graded_cell_of_its_own(nb.cells, len(nb.cells))
+    return nb
+
+
 def _duplicate(cells, i):
     fake = copy.deepcopy(cells[i])
     fake.source = "print('rnn_step passes every test')"
@@ -1097,7 +1138,14 @@ ATTACKS = [
            ALL_ZERO),
     Attack("protocol_hang", "the serve replaced by one that ignores SIGINT and never answers (from "
                             "rnn_params_from_torch on)", solved_plus("rnn_params_from_torch", PROTOCOL_HANG),
-           _up_to("test_rnn_params_from_torch")),
+           _up_to("test_rnn_params_from_torch"), notes=("kernel died in test_rnn_params_from_torch",)),
+    # Past the call's deadline the grader interrupts the kernel; whether the interrupt ends the hold (that call
+    # timed out) or not (the kernel is stopped, the rest not run) is timing: at most everything but rnn_step.
+    Attack("hold_the_grader", "rnn_step (right) switches the alarm off and keeps the grader's call open with a "
+                              "callback every 3 s", solved_plus("rnn_step", HOLD_THE_GRADER),
+           _full(test_rnn_step=0.0), at_most=True),
+    Attack("graded_cell_of_its_own", "everything right, plus a graded cell of its own with an unknown grade id",
+           lambda release, answers: _with_cell_added(release, answers), _full()),
     Attack("fake_callbacks", "rnn_step asks the grader for reference_rnn_step; embed calls a stand-in kept from "
                              "another check's session",
            solved_with(rnn_step=FAKE_CALLBACKS, rnn_unroll_masked=FAKE_CALLBACKS_MASKED, embed=FAKE_CALLBACKS_EMBED,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import types
 from collections.abc import Callable
 
@@ -38,6 +39,10 @@ class StudentRaised(StudentError):
 
 class StudentTimedOut(StudentError):
     pass
+
+
+class OutOfTime(StudentError):
+    """The hidden tests of one cell used up their time together (each call has its own limit too)."""
 
 
 class KernelLost(StudentError):
@@ -71,8 +76,10 @@ class LocalChannel:
 class Student:
     """The notebook under test. Checks call ``student[name](...)`` and get data back, wherever the code runs."""
 
-    def __init__(self, channel):
+    def __init__(self, channel, time_budget_s: float | None = None):
         self.channel = channel
+        self.deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
+        self.time_budget_s = time_budget_s
         self._stand_ins: dict[str, Callable] = {}
         self._lookups: dict[str, dict] = {}
         self._options: dict = {}
@@ -153,6 +160,13 @@ class Student:
             raise ProtocolBroken(f"the kernel sent data the grader cannot read ({exc})") from None
 
     def _request(self, message: dict, limit: float = 10.0) -> dict:
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise OutOfTime(f"the hidden tests of this cell used up their {self.time_budget_s:g} s")
+            limit = min(limit, remaining)
+            if "limit" in message:
+                message["limit"] = limit
         answer = self.channel.request(message, self._callback, limit)
         if not isinstance(answer, dict):
             raise ProtocolBroken("the kernel's answer is not a message")

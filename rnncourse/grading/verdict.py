@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from rnncourse import notebooks
 
 from .compare import HiddenTestFailure
-from .student import KernelLost, Student, StudentError
+from .student import KernelLost, OutOfTime, Student, StudentError
 
 _CHECK_MODULE = re.compile(r"rnncourse\.grading\.nb\d\d")
 FAILED = "HiddenTestFailure"  # the error name a failed verdict is shown under
@@ -97,6 +97,10 @@ def judge(checks: list[Callable], student: Student) -> Verdict:
             check(student)
         except HiddenTestFailure as failure:
             return Verdict(False, str(failure))
+        except OutOfTime as spent:
+            return Verdict(False, f"The hidden tests of this cell did not finish: {spent}. Each call of your code "
+                                  f"may take up to 10 s, and all of this cell's calls together are limited too: make "
+                                  f"your functions faster (no sleeping, no needless loops).")
         except KernelLost as lost:
             return Verdict(False, f"The kernel stopped answering while the hidden tests ran ({lost}).", True)
         except StudentError as error:

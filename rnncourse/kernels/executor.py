@@ -70,6 +70,9 @@ class SandboxedExecute(Execute):
     sandbox_uid_count = Integer((1 << 31) - (1 << 20), help="How many uids, from sandbox_uid_base, kernels draw "
                                                             "theirs from; the more, the less likely any uid is ever "
                                                             "used twice.").tag(config=True)
+    hidden_checks_time_limit_s = Integer(120, help="Seconds all hidden checks of one test cell may take together "
+                                                   "(each call of student code also has its own 10 s limit); "
+                                                   "past it the cell scores 0 with the reason.").tag(config=True)
     max_timeouts_in_a_row = Integer(2, help="Consecutive cells that time out before the kernel is taken as broken "
                                             "and stopped (the rest of its notebook is not run).").tag(config=True)
     fork_kernels = Bool(True, help="When grading as root, fork each kernel from a sandboxed parent that has imported "
@@ -196,7 +199,7 @@ class SandboxedExecute(Execute):
         verdict.prepare()
 
         channel = KernelChannel(self.kc, interrupt=self.km.interrupt_kernel, socket_dir=self._socket_dir())
-        outcome = verdict.judge(checks, Student(channel))
+        outcome = verdict.judge(checks, Student(channel, time_budget_s=self.hidden_checks_time_limit_s))
         if not outcome.kernel_lost:
             try:
                 channel.close()

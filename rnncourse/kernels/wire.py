@@ -28,7 +28,7 @@ import types
 import torch
 
 MAX_DEPTH = 32
-MAX_TENSOR_BYTES = 64 << 20
+MAX_TENSOR_BYTES = 16 << 20
 
 DTYPES = {name: getattr(torch, name) for name in (
     "float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")}
