@@ -12,6 +12,8 @@ from nbformat.v4 import new_markdown_cell
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Int
 
+from . import notebooks
+
 _NOT_RUN = "not run"
 
 
@@ -38,9 +40,9 @@ class ResultsSummary(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         rows = []
         for cell in nb.cells:
-            meta = cell.get("metadata", {}).get("nbgrader", {})
-            if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            if not notebooks.is_test_cell(cell):
                 continue
+            meta = notebooks.nbgrader_meta(cell)
             score, points = meta.get("score") or 0, meta.get("points") or 0
             passed = points > 0 and score >= points
             message = "" if passed else _message(cell, self.message_limit)

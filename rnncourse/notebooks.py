@@ -28,10 +28,16 @@ def solution_cells(nb) -> dict:
     return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if nbgrader_meta(c).get("solution")}
 
 
+def is_test_cell(cell) -> bool:
+    """An autograded test cell: a graded code cell that is not an answer. The one definition the grader, reports
+    and feedback use."""
+    meta = nbgrader_meta(cell)
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
 def test_cells(nb) -> dict:
     """Autograded test cells by grade id, e.g. {'test_rnn_step': cell}."""
-    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells
-            if nbgrader_meta(c).get("grade") and c.cell_type == "code"}
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if is_test_cell(c)}
 
 
 def points(nb) -> dict:

@@ -28,9 +28,9 @@ from pathlib import Path
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
-from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, Enum, Integer, Unicode
 
+from .. import notebooks
 from ..grading import verdict
 from ..outcomes import HIDDEN_TEST_FAILED, KERNEL_DIED, NOT_RUN
 from .manager import SandboxedKernelManager
@@ -118,7 +118,7 @@ class SandboxedExecute(Execute):
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
             return super().preprocess_cell(cell, resources, index)
-        is_test = is_grade(cell) and not is_solution(cell)
+        is_test = notebooks.is_test_cell(cell)
         checks = verdict.named_checks(cell.source) if is_test else []
         source = cell.source
         if checks:
