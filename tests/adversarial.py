@@ -747,8 +747,9 @@ _callee.serve = _fabricating_serve
 '''
 
 # Nothing solved, errors swallowed; the serve answers each test cell's session with garbage of another kind: not
-# JSON, a JSON list, a length of 2^62 bytes, a 40 MB string, a tensor claiming 10^12 elements, an unknown tag
-# ($pickle). Then it waits for the grader's next message (the end of the session) and returns.
+# JSON, a JSON list, a length of 2^62 bytes, a 20 MB string (under the grader's 32 MB cap), a tensor claiming 10^12
+# elements, an unknown tag ($pickle). Then it waits for the grader's next message (the end of the session) and
+# returns.
 PROTOCOL_GARBAGE = SWALLOW_ERRORS + LINE + '''
 _sessions = []
 _FUNCTION = {"defined": True, "type": "function", "callable": True, "is_class": False, "is_module_class": False,
@@ -758,7 +759,7 @@ _GARBAGE = [
     [b"this is not JSON {"],
     [{"ready": True}, json.dumps(["a", "list"]).encode()],
     [{"ready": True}, "a length of 2^62 bytes"],
-    [{"ready": True}, json.dumps("x" * 40_000_000).encode()],
+    [{"ready": True}, json.dumps("x" * 20_000_000).encode()],
     [{"ready": True}, _FUNCTION, {"result": _HUGE_TENSOR}],
     [{"ready": True}, {"defined": True, "type": "function", "callable": True,
                        "value": {"$pickle": "gASVBQAAAAAAAACMAXiULg=="}}],
@@ -1128,7 +1129,7 @@ ATTACKS = [
                                  "answers every call with zeros of the right shape",
            only("rnn_step", PROTOCOL_FABRICATE), ALL_ZERO),
     Attack("protocol_garbage", "nothing solved, errors swallowed; the serve answers with garbage: not JSON, a list, "
-                               "a length of 2^62 bytes, 40 MB, an unknown tag, an impossible tensor",
+                               "a length of 2^62 bytes, 20 MB, an unknown tag, an impossible tensor",
            only("rnn_step", PROTOCOL_GARBAGE), ALL_ZERO),
     Attack("protocol_deep_json", "nothing solved, errors swallowed; the serve answers with JSON nested 200,000 deep",
            only("rnn_step", PROTOCOL_DEEP_JSON), ALL_ZERO),
