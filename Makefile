@@ -46,7 +46,7 @@ define apt_install
 	  fi; }
 endef
 
-# Autograde runs every kernel in a bubblewrap sandbox (rnncourse/sandbox.py).
+# Autograde runs every kernel in a bubblewrap sandbox (rnncourse/kernels/).
 sandbox-tools:
 	$(call apt_install,command -v bwrap,bubblewrap,the autograde sandbox)
 
