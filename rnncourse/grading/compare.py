@@ -55,32 +55,11 @@ class StudentCallFailed(Exception):
     """The student's function raised or timed out; the Checker has already recorded why."""
 
 
-@contextlib.contextmanager
-def substituted(fn: Callable, **replacements: Callable) -> Iterator[None]:
-    """Temporarily replace names that `fn` looks up globally (e.g. the student's `rnn_step` inside `rnn_unroll`).
-
-    This grades each function on its own: a wrong `rnn_step` cannot cost the points of a correct `rnn_unroll`. For
-    the student's code (a RemoteObject) the replacements run in the grader and answer the kernel's stand-ins.
-    """
-    if isinstance(fn, RemoteObject):
-        with fn._student.substituting(replacements):
-            yield
-        return
-    namespace = getattr(fn, "__globals__", None)
-    if namespace is None:
-        yield
-        return
-    missing = object()
-    saved = {name: namespace.get(name, missing) for name in replacements}
-    namespace.update(replacements)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is missing:
-                namespace.pop(name, None)
-            else:
-                namespace[name] = value
+def substituted(fn: RemoteObject, **replacements: Callable):
+    """While inside, the names that the student's `fn` looks up globally (e.g. `rnn_step` inside `rnn_unroll`) are
+    stand-ins in the kernel answered by these functions, here in the grader. This grades each function on its own:
+    a wrong `rnn_step` cannot cost the points of a correct `rnn_unroll`."""
+    return fn._student.substituting(replacements)
 
 
 def seeded(seed: int) -> torch.Generator:

@@ -148,10 +148,6 @@ class Student:
         return self.decode(self._request({"op": "helper", "name": name, "args": wire.encode(list(args))},
                                          limit)["result"])
 
-    def getattr(self, number: int, name: str, limit: float = 10.0):
-        return self.decode(self._request({"op": "getattr", "target": number, "name": name, "limit": limit},
-                                         limit)["result"])
-
     # -- messages -----------------------------------------------------------------------------------------------
     def decode(self, data):
         try:
@@ -214,9 +210,6 @@ class RemoteObject(wire.Handle):
         """Call one of the object's methods (one round trip)."""
         result, self.last_answer = self._student.call(self.number, args, kwargs, method=name)
         return result
-
-    def attribute(self, name: str):
-        return self._student.getattr(self.number, name)
 
 
 def as_student(namespace) -> Student:

@@ -9,7 +9,6 @@ Requests (dicts) and what they answer:
 
 * ``{"op": "lookup", "name": n}``: whether the notebook defines ``n``, what it is, and its value as data (objects
   that cannot cross stay in the kernel as handles);
-* ``{"op": "getattr", "target": handle, "name": attr}``: an attribute of a kept object;
 * ``{"op": "call", "target": name or handle, "method": m or None, "args": [...], "kwargs": {...}, "proxies": [...],
   "limit": seconds, "args_back": bool}``: call it (quietly, with a time limit, the student's random streams left
   as they were); while it runs, the global names in ``proxies`` (earlier graded functions) are stand-ins that ask
@@ -131,9 +130,6 @@ class Callee:
             op = request.get("op")
             if op == "lookup":
                 return self._lookup(str(request["name"]))
-            if op == "getattr":
-                target = self._target(request["target"])
-                return self._guarded(lambda: getattr(target, str(request["name"])), request.get("limit", 10.0))
             if op == "call":
                 return self._call(request)
             if op == "helper":

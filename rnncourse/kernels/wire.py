@@ -210,10 +210,6 @@ def _decode(data, handle, depth: int, device_map):
     raise WireError(f"unknown tag {tag!r}")
 
 
-class TensorFacts(dict):
-    """What a decoded tensor said about its autograd history: attached to tensors as `tensor.wire_facts`."""
-
-
 def decode_tensor(body: dict, device_map=None, depth: int = 0) -> torch.Tensor:
     try:
         dtype = DTYPES[body["dtype"]]
@@ -237,12 +233,10 @@ def decode_tensor(body: dict, device_map=None, depth: int = 0) -> torch.Tensor:
     target = device_map(device) if device_map is not None else device
     if target != "cpu":
         t = t.to(target)
-    facts = TensorFacts(requires_grad=bool(body.get("requires_grad")), has_grad_fn=bool(body.get("has_grad_fn")),
-                        is_view=bool(body.get("is_view")), device=device)
-    if t.is_floating_point() and facts["has_grad_fn"]:
+    if t.is_floating_point() and body.get("has_grad_fn"):
         base = t.unsqueeze(0).requires_grad_()
-        t = (base * 1.0)[0] if facts["is_view"] else base[0] * 1.0  # a tensor with a graph, a view if it was one
-    elif t.is_floating_point() and facts["requires_grad"]:
+        t = (base * 1.0)[0] if body.get("is_view") else base[0] * 1.0  # a tensor with a graph, a view if it was one
+    elif t.is_floating_point() and body.get("requires_grad"):
         t.requires_grad_()
     if isinstance(body.get("grad"), dict) and depth == 0:
         grad = decode_tensor(body["grad"], device_map, depth + 1)
@@ -250,7 +244,6 @@ def decode_tensor(body: dict, device_map=None, depth: int = 0) -> torch.Tensor:
             t.grad = grad.detach()
         else:
             raise WireError("a tensor whose .grad does not fit it")
-    t.wire_facts = facts
     return t
 
 
