@@ -100,7 +100,6 @@ class Student:
         value = self.decode(info.get("value"))
         if isinstance(value, RemoteObject):
             value.__name__ = name
-            value.info = info
         return value
 
     # -- calls ------------------------------------------------------------------------------------------------
@@ -199,7 +198,6 @@ class RemoteObject(wire.Handle):
         super().__init__(number)
         self._student = student
         self.__name__ = "object"
-        self.info: dict = {}
         self.last_answer: dict = {}
 
     def __call__(self, *args, **kwargs):
