@@ -1,8 +1,10 @@
 """Reports after grading a class: the grades CSV with one column per test, two charts and a one-screen summary.
 
-- `GradesWithTestsExport`: nbgrader's CSV export plugin plus a column per test cell (`<notebook>:<grade id>`, the
-  points earned) and a `notes` column (late, not graded, timed out, ...). nbgrader_config.py names it as
-  `c.ExportApp.plugin_class`, so plain `nbgrader export` writes it.
+- `GradesWithTestsExport`: nbgrader's grades CSV plus a column per test cell (`<notebook>:<grade id>`, the points
+  earned), a `notes` column (late, not graded, timed out, ...) and a `grading_status` column (the runner's status of
+  the grade, `rnncourse.gradestatus`). A number appears only where it is the grade of the hand-in now in
+  submitted/; every student with a hand-in has a row. nbgrader_config.py names it as `c.ExportApp.plugin_class`,
+  so plain `nbgrader export` writes it.
 - `write_reports(course_dir)`: `reports/score_histogram.png`, `reports/test_pass_rates.png` and
   `reports/summary.txt`, all from the gradebook and the course folders. A student who handed something in that could
   not be graded is listed by name with the reason, never silently left out.
@@ -15,12 +17,18 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgrader.plugins import CsvExportPlugin
+from nbgrader.api import MissingEntry
+from nbgrader.plugins import ExportPlugin
 
 from . import report
 from .course import ASSIGNMENT, NOTEBOOKS
 
 REPORT_DIR = "reports"
+# nbgrader's CsvExportPlugin's columns, in its order; the numbers a row leaves blank while the grade is not shown.
+NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                    "raw_score", "late_submission_penalty", "score", "max_score"]
+WITHHELD_COLUMNS = ("raw_score", "late_submission_penalty", "score")
+NOT_SUBMITTED = "not submitted"  # grading_status of a roster student with no hand-in and no gradebook rows
 
 
 def test_columns(results: list[report.NotebookResult]) -> list[tuple[str, str]]:
@@ -32,36 +40,87 @@ def test_columns(results: list[report.NotebookResult]) -> list[tuple[str, str]]:
     return list(seen)
 
 
-class GradesWithTestsExport(CsvExportPlugin):
-    """nbgrader's grades CSV plus one column per test cell and a notes column."""
+def by_student(results: list[report.NotebookResult]) -> dict[str, list[report.NotebookResult]]:
+    grouped: dict = {}
+    for r in results:
+        grouped.setdefault(r.student, []).append(r)
+    return grouped
+
+
+class GradesWithTestsExport(ExportPlugin):
+    """nbgrader's grades CSV plus one column per test cell, a notes column and a grading_status column. The rows are
+    nbgrader's (one per assignment and student on its roster) plus one for each student with a hand-in or a status
+    row that the roster lacks, written with the csv module (nbgrader's own writer does not quote: an id with a comma
+    would break the file)."""
 
     def export(self, gradebook) -> None:
-        super().export(gradebook)
         dest = Path(self.to or "grades.csv")
         course_dir = Path(self.parent.coursedir.root) if self.parent is not None else Path.cwd()
-        results = report.collect(course_dir)
-        columns = test_columns(results)
-        by_student: dict = {}
-        for r in results:
-            by_student.setdefault(r.student, {})[r.notebook] = r
-        with open(dest, newline="") as f:
-            rows = list(csv.DictReader(f))
-        names = [f"{nb}:{grade_id}" for nb, grade_id in columns]
+        results = by_student(report.collect(course_dir))
+        columns = test_columns([r for rows in results.values() for r in rows])
+        self.log.info("Exporting grades to %s", dest)
         with open(dest, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]) + names + ["notes"] if rows else names)
+            writer = csv.DictWriter(f, fieldnames=NBGRADER_COLUMNS + [f"{nb}:{grade_id}" for nb, grade_id in columns]
+                                    + ["notes", "grading_status"])
             writer.writeheader()
-            for row in rows:
-                handed_in = by_student.get(row["student_id"], {}) if row["assignment"] == ASSIGNMENT else {}
-                for (nb, grade_id), name in zip(columns, names):
-                    r = handed_in.get(nb)
-                    row[name] = f"{r.cells[grade_id]:g}" if r and grade_id in r.cells else ""
-                row["notes"] = "; ".join(f"{nb}: {note}" for nb, r in handed_in.items() for note in r.notes)
-                writer.writerow(row)
+            for assignment in gradebook.assignments:
+                if self.assignment and assignment.name not in map(str, self.assignment):
+                    continue
+                ours = assignment.name == ASSIGNMENT
+                for student_id, student in self.students(gradebook, results if ours else {}):
+                    row = nbgrader_row(gradebook, assignment, student_id, student)
+                    if ours:
+                        row.update(rnncourse_columns(results.get(student_id, []), columns))
+                    writer.writerow(row)
+
+    def students(self, gradebook, beyond_roster) -> list[tuple[str, object]]:
+        """(id, nbgrader Student or None) for nbgrader's roster in its order, then the ids of beyond_roster it
+        lacks; only those asked for with --student."""
+        roster = [(s.id, s) for s in gradebook.students]
+        known = {student_id for student_id, _ in roster}
+        everyone = roster + [(student_id, None) for student_id in sorted(beyond_roster) if student_id not in known]
+        wanted = {str(s) for s in self.student}
+        return [(student_id, s) for student_id, s in everyone if not wanted or student_id in wanted]
+
+
+def nbgrader_row(gradebook, assignment, student_id: str, student=None) -> dict:
+    """The row nbgrader's CsvExportPlugin writes for the student (None: not on its roster, so no names); no
+    submission scores 0, as there."""
+    row = dict(assignment=assignment.name, duedate=assignment.duedate, timestamp="", student_id=student_id,
+               last_name=getattr(student, "last_name", None), first_name=getattr(student, "first_name", None),
+               email=getattr(student, "email", None), raw_score=0.0, late_submission_penalty=0.0, score=0.0,
+               max_score=assignment.max_score)
+    try:
+        submission = gradebook.find_submission(assignment.name, student_id)
+    except MissingEntry:
+        pass
+    else:
+        penalty = submission.late_submission_penalty
+        row.update(timestamp=submission.timestamp, raw_score=submission.score, late_submission_penalty=penalty,
+                   score=max(0.0, submission.score - penalty))
+    return {key: "" if value is None else str(value) for key, value in row.items()}
+
+
+def rnncourse_columns(rows: list[report.NotebookResult], columns: list[tuple[str, str]]) -> dict:
+    """One student's per-test, notes and grading_status columns; where their numbers are not shown, blanks in
+    place of nbgrader's scores too."""
+    if not rows:
+        return {"grading_status": NOT_SUBMITTED}
+    by_notebook = {r.notebook: r for r in rows}
+    values = {}
+    for nb, grade_id in columns:
+        r = by_notebook.get(nb)
+        values[f"{nb}:{grade_id}"] = f"{r.cells[grade_id]:g}" if r and r.shown and grade_id in r.cells else ""
+    values["notes"] = report.student_notes(rows)
+    values["grading_status"] = rows[0].standing.label if rows[0].standing else ""
+    if not all(r.shown for r in rows):
+        values.update(dict.fromkeys(WITHHELD_COLUMNS, ""))
+    return values
 
 
 @dataclass
 class ClassSummary:
-    submitted: list = field(default_factory=list)  # students with a folder in submitted/
+    submitted: list = field(default_factory=list)  # students with a folder in submitted/ or a grading status row
     totals: dict = field(default_factory=dict)  # student -> final score (after late penalty)
     max_score: float = 0.0
     not_graded: dict = field(default_factory=dict)  # student -> reason
@@ -73,14 +132,13 @@ class ClassSummary:
 def summarise(course_dir: Path) -> ClassSummary:
     course_dir = Path(course_dir)
     results = report.collect(course_dir)
-    summary = ClassSummary(submitted=sorted(p.parent.name for p in (course_dir / "submitted").glob(f"*/{ASSIGNMENT}")))
-    by_student: dict = {}
-    for r in results:
-        by_student.setdefault(r.student, []).append(r)
+    grouped = by_student(results)
+    # collect gives a standing to exactly the students with a hand-in or a status row, and rows to each of them
+    summary = ClassSummary(submitted=sorted(s for s, rows in grouped.items() if rows[0].standing is not None))
     for student in summary.submitted:
-        rows = by_student.get(student)
-        if not rows:
-            summary.not_graded[student] = "no gradebook rows (see logs/autograde/)"
+        rows = grouped[student]
+        if not rows[0].shown:  # no grade of the current hand-in: listed with why, kept out of every statistic
+            summary.not_graded[student] = rows[0].standing.note
             continue
         failed = [f"{r.notebook}: {n}" for r in rows for n in r.notes if n.startswith("not graded")]
         if failed:
@@ -89,7 +147,7 @@ def summarise(course_dir: Path) -> ClassSummary:
         penalty = sum(r.late_penalty for r in rows)
         if rows[0].seconds_late > 0:
             summary.late[student] = (rows[0].seconds_late / 3600, penalty)
-    summary.max_score = max((sum(r.max_score for r in rows) for rows in by_student.values()), default=0.0)
+    summary.max_score = max((sum(r.max_score for r in rows) for rows in grouped.values()), default=0.0)
     graded = [r for r in results if r.student in summary.totals and not any(n.startswith("not") for n in r.notes)]
     for nb, grade_id in test_columns(results):
         outcomes = [r.cells[grade_id] >= r.cell_max.get(grade_id, 0) for r in graded if r.notebook == nb]

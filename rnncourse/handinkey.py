@@ -46,7 +46,7 @@ def handin_digest(folder: Path) -> str | None:
 
 def definition_digest(connection, course_id: str, assignment: str = ASSIGNMENT) -> str:
     """sha256 over the assignment's due date and cells (name, checksum, points) as the gradebook holds them."""
-    from nbgrader.api import Assignment, BaseCell, GradeCell, Notebook, SourceCell
+    from nbgrader.api import Assignment, GradeCell, Notebook, SourceCell
 
     digest = hashlib.sha256()
     due = connection.execute(sa.select(Assignment.duedate).where(Assignment.name == assignment,
@@ -56,9 +56,11 @@ def definition_digest(connection, course_id: str, assignment: str = ASSIGNMENT) 
         sa.select(Notebook.name, SourceCell.name, SourceCell.checksum).join(Assignment)
         .join(SourceCell, SourceCell.notebook_id == Notebook.id)
         .where(Assignment.name == assignment, Assignment.course_id == course_id))
+    # GradeCell on its own (it brings its base_cell row): joining BaseCell and then GradeCell makes SQLAlchemy alias
+    # the second base_cell, unconstrained, which pairs every notebook with every grade cell of the gradebook.
     points = connection.execute(
-        sa.select(Notebook.name, BaseCell.name, GradeCell.max_score).join(Assignment)
-        .join(BaseCell, BaseCell.notebook_id == Notebook.id).join(GradeCell, GradeCell.id == BaseCell.id)
+        sa.select(Notebook.name, GradeCell.name, GradeCell.max_score).join(Assignment)
+        .join(GradeCell, GradeCell.notebook_id == Notebook.id)
         .where(Assignment.name == assignment, Assignment.course_id == course_id))
     for row in sorted(map(tuple, sources)) + sorted(map(tuple, points)):
         digest.update(repr(row).encode())
