@@ -1,28 +1,32 @@
-"""Grade a whole class in parallel, on this machine or on a Dask cluster.
+"""Grade a whole class in parallel, each student's grade committed whole or not at all.
 
-nbgrader autogrades one notebook after another (its issue #174) and shows no progress (#1456). Here each student is
-one task: a worker runs nbgrader's own Autograde app (through its Python API, the way Formgrader does) for that
-student, with the course's nbgrader_config.py, so every kernel still runs in the sandbox and writes the same
-gradebook rows as `nbgrader autograde`. Tasks go to any `concurrent.futures.Executor`:
+nbgrader autogrades one notebook after another (its issue #174), shows no progress (#1456), and writes a grade as it
+goes, so a grade cut short stays half-written. Here:
 
-- `local_executor(n, course)`: n worker processes on this machine (default: one per core), each preparing itself
-  (course config, the sandbox's zygote with torch imported) as it starts, so no task pays for that;
-- `dask_executor(address)`: the workers of a running Dask distributed cluster (`dask scheduler` / `dask worker
-  ADDRESS --nthreads 1`). Workers must see the course directory at the same path (e.g. NFS) and reach the
-  gradebook: use PostgreSQL there (`c.CourseDirectory.db_url` in nbgrader_config.py).
+1. **Preflight** (`rnncourse.preflight`) reads every hand-in before any kernel starts and prints one table of
+   problems; what nbgrader_config.py's `c.Preflight.block` names stops that student's grading, the rest warns.
+2. Every student to grade is marked `pending` in the status table (`rnncourse.gradestatus`); a student whose grade is
+   `complete` for the same hand-in key (`rnncourse.handinkey`) is skipped (`force` regrades).
+3. One task per student runs on a worker (`rnncourse.workerpool`: local processes, or a Dask cluster): under the
+   student's lock it grades a staged copy of the hand-in with nbgrader's own Autograde in a private course
+   (`rnncourse.staging`), then commits rows and files in one step (`rnncourse.commit`) or records why it failed.
+   A task whose worker died is retried on another; Ctrl-C stops the run and prints what was done.
 
-Concurrency and the gradebook: each student's rows are written by exactly one task. PostgreSQL serialises writers
-itself. SQLite's default locking can answer "database is locked" when writers collide, so worker processes make
-every SQLite transaction take the write lock up front (`BEGIN IMMEDIATE`) and wait for it as long as needed
-(SQLAlchemy's documented recipe for pysqlite): transactions queue instead of failing.
+Each run writes its logs to `logs/autograde/<run id>/<student>.log`.
+
+Concurrency and the gradebook: PostgreSQL serialises writers itself. SQLite's default locking can answer "database is
+locked" when writers collide, so every SQLite transaction of the runner's processes takes the write lock up front
+(`BEGIN IMMEDIATE`) and waits for it (SQLAlchemy's documented recipe for pysqlite): transactions queue instead.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import glob
-import multiprocessing
+import datetime as dt
+import hashlib
+import logging
 import os
+import re
+import signal
 import socket
 import time
 import traceback
@@ -32,68 +36,56 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import handins
-from .course import ASSIGNMENT, NOTEBOOKS, course_config, tool_env
+from . import commit, gradestatus, handinkey, handins, preflight, staging, workerpool
+from .course import ASSIGNMENT, course_config, tool_env
 
 SQLITE_WAIT_MS = 10 * 60 * 1000  # how long a worker waits for SQLite's write lock before giving up
+MAX_ATTEMPTS = 3  # tries of a task whose worker died
+
+
+class GradeFailed(Exception):
+    """A student's hand-in could not be graded; the message says why, in words."""
 
 
 @dataclass
 class StudentOutcome:
-    """What grading one student's submission did, as the worker saw it."""
+    """What a run did for one student."""
 
     student: str
-    graded: bool  # every handed-in notebook has an autograded copy and gradebook rows
+    state: str  # "graded", "up to date" (skipped), "failed", "blocked", "pending" (interrupted)
     score: float = 0.0
     max_score: float = 0.0
     seconds: float = 0.0
     worker: str = ""
-    problems: list = field(default_factory=list)  # why something could not be graded, in words
-    log: str = ""  # path of the nbgrader log for this student
+    problems: list = field(default_factory=list)  # why it was not graded, in words
+    log: str = ""  # this run's nbgrader log for the student
     worker_start_seconds: float = 0.0  # the worker's one-time start-up (config, zygote), not in `seconds`
-    refused: list = field(default_factory=list)  # hand-in entries set aside before grading (rnncourse.handins)
+    attempts: int = 1
+
+    @property
+    def graded(self) -> bool:
+        return self.state in ("graded", "up to date")
 
     def line(self) -> str:
-        status = f"{self.score:g}/{self.max_score:g}" if self.graded else "NOT GRADED"
+        status = {"graded": f"{self.score:g}/{self.max_score:g}", "up to date": "up to date"}.get(
+            self.state, self.state.upper() if self.state != "failed" else "NOT GRADED")
         why = f"  ({'; '.join(self.problems)})" if self.problems else ""
-        refused = f"  [{'; '.join(self.refused)}]" if self.refused else ""
-        return f"{self.student:24s} {status:>12s}  {self.seconds:6.1f} s  {self.worker}{why}{refused}"
+        retried = f"  [attempt {self.attempts}]" if self.attempts > 1 else ""
+        return f"{self.student:24s} {status:>12s}  {self.seconds:6.1f} s  {self.worker}{retried}{why}"
 
 
-# ---- in the worker ---------------------------------------------------------------------------------------------
+# ---- set-up of a process that grades ----------------------------------------------------------------------------
 
-_API_CACHE: dict = {}
+_PROCESS: dict = {}
 _WORKER_START_SECONDS = 0.0
 
 
-def prepare_worker(course_dir: str, db_url: str | None = None) -> None:
-    """A worker's one-time start-up, run when the worker starts rather than in its first task: load the course
-    config, start the sandbox's zygote (torch & co. imported once) and ready the hidden checks, which run in this
-    process, so no student's task pays for any of it."""
-    global _WORKER_START_SECONDS
-    from .kernels.manager import prestart_fork_server
-
-    start = time.monotonic()
-    try:
-        import nbgrader.converters  # noqa: F401 -- imported here once rather than inside the first student's task
-        import nbgrader.preprocessors  # noqa: F401
-
-        prestart_fork_server(_api(course_dir, db_url).config)
-        from .grading import verdict
-
-        verdict.prepare()  # the hidden checks run in this process
-    except Exception:  # never break the pool: the first task meets the same problem and reports it per student
-        pass
-    _WORKER_START_SECONDS = time.monotonic() - start
-
-
 def _serialise_sqlite_writers() -> None:
-    """Every SQLite transaction of this process starts with BEGIN IMMEDIATE and waits for the lock (no
-    "database is locked" from lock upgrades between concurrent nbgrader writers)."""
+    """Every SQLite transaction of this process starts with BEGIN IMMEDIATE and waits for the lock."""
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    if getattr(_serialise_sqlite_writers, "done", False):
+    if _PROCESS.get("sqlite"):
         return
 
     @event.listens_for(Engine, "connect")
@@ -107,154 +99,392 @@ def _serialise_sqlite_writers() -> None:
         if connection.dialect.name == "sqlite":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-    _serialise_sqlite_writers.done = True
+    _PROCESS["sqlite"] = True
 
 
-def _api(course_dir: str, db_url: str | None):
+@dataclass
+class _Course:
+    """What a grading process keeps for one course: its configuration and an engine on its gradebook."""
+
+    root: Path
+    config: object
+    db_url: str
+    course_id: str
+    engine: object
+
+
+def _course(course_dir: str, db_url: str | None) -> _Course:
     key = (course_dir, db_url)
-    if key not in _API_CACHE:
-        from nbgrader.apps import NbGraderAPI
-        from nbgrader.coursedir import CourseDirectory
-
+    if key not in _PROCESS:
         os.environ.update(tool_env())  # alembic and the kernel's python come from this environment
         warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy SAWarnings about nbgrader's sessions
         _serialise_sqlite_writers()
         config = course_config(Path(course_dir), db_url)
-        _API_CACHE[key] = NbGraderAPI(CourseDirectory(config=config), config=config)
-    return _API_CACHE[key]
+        url = config.CourseDirectory.get("db_url") or f"sqlite:///{Path(course_dir) / 'gradebook.db'}"
+        _PROCESS[key] = _Course(Path(course_dir), config, url, config.CourseDirectory.get("course_id", ""),
+                                gradestatus.engine_for(url))
+    return _PROCESS[key]
 
 
-def _autograde(api, student: str, notebook: str, log_file) -> bool:
-    """nbgrader's Autograde app for one student (one notebook, or "*" for all), logging to log_file."""
-    import logging
+def prepare_worker(course_dir: str, db_url: str | None = None) -> None:
+    """A worker's one-time start-up, run as it starts rather than in its first task: the course config, the
+    sandbox's zygote (torch & co. imported once) and the hidden checks, which run in this process."""
+    global _WORKER_START_SECONDS
+    from .kernels.manager import prestart_fork_server
 
-    from nbgrader.converters import Autograde
-    from nbgrader.utils import temp_attrs
-
-    with temp_attrs(api.coursedir, assignment_id=ASSIGNMENT, student_id=student, notebook_id=notebook):
-        app = Autograde(coursedir=api.coursedir, parent=api)
-        app.force = True
-        app.create_student = True
-        handler = logging.StreamHandler(log_file)
-        handler.setFormatter(logging.Formatter("[%(asctime)s %(levelname)s] %(message)s"))
-        app.log.handlers = [handler]
-        app.log.propagate = False
-        try:
-            app.start()
-            return True
-        except BaseException:  # nbgrader raises after grading what it could; the log says why
-            log_file.write(traceback.format_exc())
-            return False
-
-
-def grade_student(course_dir: str, student: str, db_url: str | None = None) -> StudentOutcome:
-    """Autograde one student's submission into the course's gradebook (runs in a worker). A notebook nbgrader could
-    not grade with the others (it drops the student's whole assignment then) is graded again on its own, so it
-    costs only its own points."""
     start = time.monotonic()
-    api = _api(course_dir, db_url)
-    course = Path(course_dir)
-    logs = course / "logs" / "autograde"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{student}.log"
-    outcome = StudentOutcome(student, graded=False, worker=f"{socket.gethostname()}:{os.getpid()}",
-                             log=str(log_path), worker_start_seconds=_WORKER_START_SECONDS)
-    handins.set_aside(course, [student])  # the coordinator did it for the class; a task run on its own does it here
-    refused = handins.on_record(course, student)
-    outcome.refused = [r.note() for r in refused]
-    with open(log_path, "w") as log:
-        if refused and not handins.has_notebooks(course, student):  # nbgrader would skip the folder: no row at all
-            handins.record_not_handed_in(course, student, api.coursedir.db_url)
-        else:
-            _autograde(api, student, "*", log)
-            for notebook in _dropped(course, student):
-                _autograde(api, student, notebook, log)
-    dropped = _dropped(course, student)
-    outcome.problems = [f"{nb} not graded" for nb in dropped]
     try:
-        outcome.score, outcome.max_score, rows = _gradebook_score(api, student)
-        outcome.graded = rows and not dropped
-        if not rows:
-            outcome.problems.append("no gradebook rows")
-    except Exception as exc:  # a submission the gradebook knows nothing of is reported, not raised
-        outcome.problems.append(f"gradebook: {type(exc).__name__}: {exc}")
-    outcome.seconds = time.monotonic() - start
+        import nbgrader.converters  # noqa: F401 -- imported once here rather than inside the first student's task
+        import nbgrader.preprocessors  # noqa: F401
+
+        prestart_fork_server(_course(course_dir, db_url).config)
+        from .grading import verdict
+
+        verdict.prepare()
+    except Exception:  # never break the pool: the first task meets the same problem and reports it per student
+        pass
+    _WORKER_START_SECONDS = time.monotonic() - start
+
+
+def log_name(student: str) -> str:
+    """A file name for the student's log: the id itself when it is short and plain, else a readable part and a
+    hash (an id may be up to 128 characters of anything)."""
+    if re.fullmatch(r"[A-Za-z0-9._@+-]{1,80}", student) and not student.startswith("."):
+        return student
+    readable = re.sub(r"[^A-Za-z0-9._@+-]", "_", student)[:40].lstrip(".")
+    return f"{readable}-{hashlib.sha256(student.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}"
+
+
+def run_log(course_dir: Path, run_id: str, student: str) -> Path:
+    folder = Path(course_dir) / "logs" / "autograde" / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{log_name(student)}.log"
+
+
+# ---- one student, in a worker -----------------------------------------------------------------------------------
+
+class _MeaninglessChecksumWarnings(logging.Filter):
+    """nbgrader warns "Attribute 'checksum' for cell X has changed!" for every test cell of every hand-in (the
+    release's copy lacks the hidden tests the gradebook's checksum covers). Only a cell the student edited is news."""
+
+    def __init__(self, edited: set):
+        super().__init__()
+        self.edited = edited
+
+    def filter(self, record) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (str(record.msg).startswith("Attribute '%s' for cell %s has changed!") and len(args) >= 2
+                    and args[0] == "checksum" and args[1] not in self.edited)
+
+
+def _edited_cells(course_dir: Path, check: preflight.HandinCheck) -> set:
+    from . import notebooks, report
+    from .course import release_notebook
+
+    edited = set()
+    for name, path in check.notebooks.items():
+        try:
+            changes = report.structure_changes(notebooks.read(release_notebook(course_dir, name)),
+                                               notebooks.read(path))
+        except Exception:
+            continue
+        edited |= {change.split()[0] for change in changes}
+    return edited
+
+
+def _autograde(root: Path, config, db_url: str, student: str, notebook: str, log_file, edited: set) -> None:
+    """nbgrader's Autograde app on the staging course at root (one notebook, or "*" for all)."""
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    staged = Config(config)
+    staged.CourseDirectory.root = str(root)
+    staged.CourseDirectory.db_url = db_url
+    staged.Autograde.pre_convert_hook = None  # the hand-in was cleaned and checked before it was staged
+    coursedir = CourseDirectory(config=staged)
+    coursedir.assignment_id, coursedir.student_id, coursedir.notebook_id = ASSIGNMENT, student, notebook
+    app = Autograde(coursedir=coursedir, config=staged)
+    app.force = True
+    app.create_student = True
+    handler = logging.StreamHandler(log_file)
+    handler.setFormatter(logging.Formatter("[%(asctime)s %(levelname)s] %(message)s"))
+    handler.addFilter(_MeaninglessChecksumWarnings(edited))
+    app.log.handlers = [handler]
+    app.log.propagate = False
+    try:
+        app.start()
+    except Exception:  # nbgrader raises after grading what it could; what is missing is found below
+        log_file.write(traceback.format_exc())
+
+
+def _grade_in_staging(course: _Course, check: preflight.HandinCheck, folder: Path, log_file) -> tuple[str, Path | None]:
+    """Autograde the staged hand-in; return the staging gradebook's URL and its autograded folder (None when
+    nothing was gradeable). Raises GradeFailed when a notebook could not be graded."""
+    student = check.student
+    root = folder / "course"
+    handin = root / "submitted" / student / ASSIGNMENT
+    handin.mkdir(parents=True)
+    (root / "source" / ASSIGNMENT).mkdir(parents=True)
+    preflight.stage_handin(course.root, check, handin)
+    with course.engine.connect() as connection:
+        definition = handinkey.definition_digest(connection, course.course_id)
+        extension = handinkey.extension_of(connection, course.course_id, student)
+    url = staging.gradebook(folder, course.db_url, course.course_id, definition, student, extension)
+    if not check.notebooks:
+        staging.record_nothing_gradeable(url, course.course_id, student, check.submitted_at)
+        return url, None
+    edited = _edited_cells(course.root, check)
+    _autograde(root, course.config, url, student, "*", log_file, edited)
+    autograded = root / "autograded" / student / ASSIGNMENT
+    for name in [n for n in check.notebooks if not (autograded / f"{n}.ipynb").exists()]:
+        _autograde(root, course.config, url, student, name, log_file, edited)  # nbgrader drops all on one failure
+    missing = [n for n in check.notebooks if not (autograded / f"{n}.ipynb").exists()]
+    if missing:
+        raise GradeFailed(f"nbgrader could not grade {', '.join(missing)}")
+    return url, autograded
+
+
+def _staged_score(url: str, course_id: str, student: str) -> tuple[float, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(url, course_id) as gb:
+        submission = gb.find_submission(ASSIGNMENT, student)
+        return submission.score, submission.max_score
+
+
+def _current_key(course: _Course, student: str) -> str | None:
+    with course.engine.connect() as connection:
+        definition = handinkey.definition_digest(connection, course.course_id)
+        extension = handinkey.extension_of(connection, course.course_id, student)
+    return handinkey.handin_key(handins.handin_folder(course.root, student), definition, extension)
+
+
+def grade_student(course_dir: str, check: preflight.HandinCheck, run_id: str, db_url: str | None = None,
+                  force: bool = False) -> StudentOutcome:
+    """Grade one student's hand-in and commit it, or record why not (runs in a worker)."""
+    start = time.monotonic()
+    course = _course(course_dir, db_url)
+    staging.sweep()  # folders left on this machine by grading processes that were killed
+    student = check.student
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    log_path = run_log(course.root, run_id, student)
+    outcome = StudentOutcome(student, "failed", worker=worker, log=str(log_path),
+                             worker_start_seconds=_WORKER_START_SECONDS)
+    with commit.student_lock(course.root, student), open(log_path, "a") as log_file:
+        with course.engine.connect() as connection:
+            status = gradestatus.read(connection, course.course_id, ASSIGNMENT).get(student)
+        key = _current_key(course, student)
+        commit.finish(course.root, student, status.graded_key if status else "")
+        if key is None:
+            return _failed(course, outcome, "", "the hand-in folder is gone", start)
+        if not force and status and status.state == gradestatus.COMPLETE and status.graded_key == key:
+            outcome.state, outcome.seconds = "up to date", time.monotonic() - start
+            return outcome
+        outcome.attempts = status.attempts + 1 if status and status.run_id == run_id else 1
+        with course.engine.begin() as connection:
+            gradestatus.write(connection, course.course_id, ASSIGNMENT, student, gradestatus.PENDING, key,
+                              reason=f"being graded by {worker} (run {run_id})", attempts=outcome.attempts,
+                              run_id=run_id, worker=worker)
+        try:
+            with staging.staged(log_name(student)[:40]) as folder:
+                forget = workerpool.on_termination(lambda: _remove(folder))
+                try:
+                    url, autograded = _grade_in_staging(course, check, folder, log_file)
+                    if _current_key(course, student) != key:
+                        raise GradeFailed("the hand-in changed while it was being graded; run autograde again")
+                    outcome.score, outcome.max_score = _staged_score(url, course.course_id, student)
+                    commit.commit(course.root, course.engine, url, autograded, course.course_id, student, key,
+                                  run_id, worker, outcome.attempts, note=_warnings(check))
+                finally:
+                    forget()
+        except GradeFailed as failure:
+            return _failed(course, outcome, key, f"{failure} (log: {_relative(log_path, course.root)})", start)
+        except Exception as error:  # a fault of the runner, not of the hand-in: recorded, and the class goes on
+            log_file.write(traceback.format_exc())
+            return _failed(course, outcome, key, f"{type(error).__name__}: {str(error)[:300]} "
+                                                 f"(log: {_relative(log_path, course.root)})", start)
+    outcome.state, outcome.seconds = "graded", time.monotonic() - start
     return outcome
 
 
-def _dropped(course: Path, student: str) -> list[str]:
-    """Notebooks the student handed in that have no autograded copy (nbgrader removed them)."""
-    from .pipeline import dropped_notebooks
-    return [notebook for _, notebook in dropped_notebooks(course, glob.escape(student))]
+def _remove(folder: Path) -> None:
+    import shutil
+    shutil.rmtree(folder, ignore_errors=True)
 
 
-def _gradebook_score(api, student: str) -> tuple[float, float, bool]:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
-        submission = gb.find_submission(ASSIGNMENT, student)
-        return submission.score, submission.max_score, len(submission.notebooks) == len(NOTEBOOKS)
-
-
-# ---- in the coordinator ----------------------------------------------------------------------------------------
-
-def local_executor(workers: int | None = None, course_dir: Path | None = None,
-                   db_url: str | None = None) -> cf.Executor:
-    """Worker processes on this machine (spawned: no threads or locks inherited from the coordinator). Given the
-    course, each worker prepares itself (`prepare_worker`) as it starts, while the others already grade."""
-    prepare = dict(initializer=prepare_worker, initargs=(str(Path(course_dir).resolve()), db_url)) if course_dir else {}
-    return cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1,
-                                  mp_context=multiprocessing.get_context("spawn"), **prepare)
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
 
 
-def dask_executor(scheduler_address: str) -> cf.Executor:
-    """The workers of a running Dask distributed cluster, as a concurrent.futures executor."""
-    from distributed import Client
+def _warnings(check: preflight.HandinCheck) -> str:
+    return "; ".join(p.detail for p in check.problems if p.action != "blocked")
 
-    client = Client(scheduler_address, timeout="30s")
-    executor = client.get_executor(pure=False)  # grading twice must grade twice, not reuse a cached result
-    executor.client = client  # so the caller can close it
-    return executor
+
+def _failed(course: _Course, outcome: StudentOutcome, key: str, reason: str, start: float) -> StudentOutcome:
+    with course.engine.begin() as connection:
+        gradestatus.write(connection, course.course_id, ASSIGNMENT, outcome.student, gradestatus.FAILED, key,
+                          reason=reason, worker=outcome.worker)
+    outcome.state, outcome.problems, outcome.seconds = "failed", [reason], time.monotonic() - start
+    return outcome
+
+
+# ---- the class, in the coordinator ------------------------------------------------------------------------------
+
+def new_run_id() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
 
 
 def submitted_students(course_dir: Path, pattern: str = "*") -> list[str]:
-    return sorted(p.parent.name for p in (Path(course_dir) / "submitted").glob(f"{pattern}/{ASSIGNMENT}")
-                  if p.is_dir())
+    """Students with a hand-in for the assignment whose id matches the glob `pattern` (ids are listed, never used
+    as patterns themselves: an id may contain glob characters)."""
+    import fnmatch
+
+    submitted = Path(course_dir) / "submitted"
+    names = sorted(os.listdir(submitted)) if submitted.is_dir() else []
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern) and os.path.lexists(submitted / n / ASSIGNMENT)]
 
 
-def grade_class(course_dir: Path, executor: cf.Executor, students: list[str] | None = None,
-                db_url: str | None = None, quiet: bool = False) -> list[StudentOutcome]:
-    """Grade every student (default: everyone in submitted/) on executor's workers, with a progress bar and one
-    status line per student as it finishes. A task that fails outright is reported as not graded."""
+@dataclass
+class ClassRun:
+    """What one run of the runner did."""
+
+    run_id: str
+    outcomes: list
+    table: str = ""  # the preflight's table of problems
+    interrupted: bool = False
+    retries: list = field(default_factory=list)  # (student, reason) for each retried task
+
+
+def _mark(course: _Course, run_id: str, checks: dict, force: bool, keys: dict) -> tuple[list, list]:
+    """Record every student's standing before any task starts: blocked ones failed (with the preflight's reason),
+    those to grade pending; return (students to grade, students up to date)."""
+    to_grade, up_to_date = [], []
+    with course.engine.begin() as connection:
+        gradestatus.ensure_table(connection)
+        known = gradestatus.read(connection, course.course_id, ASSIGNMENT)
+        for student, check in checks.items():
+            if not preflight_holdable(student):
+                continue
+            status, key = known.get(student), keys.get(student) or ""
+            if check.blocked:
+                gradestatus.write(connection, course.course_id, ASSIGNMENT, student, gradestatus.FAILED, key,
+                                  reason=f"preflight: {check.reason()}", run_id=run_id, attempts=0)
+            elif not force and status and status.state == gradestatus.COMPLETE and status.graded_key == key:
+                up_to_date.append(student)
+            else:
+                gradestatus.write(connection, course.course_id, ASSIGNMENT, student, gradestatus.PENDING, key,
+                                  reason=f"waiting to be graded (run {run_id})", run_id=run_id, attempts=0)
+                to_grade.append(student)
+    return to_grade, up_to_date
+
+
+def preflight_holdable(student: str) -> bool:
+    """Whether the status table can hold the student's id at all (the preflight lists the others as bad ids)."""
+    from nbgrader.api import Student
+    return 0 < len(student) <= Student.__table__.c.id.type.length
+
+
+def grade_class(course_dir: Path, pool, students: list[str] | None = None, db_url: str | None = None,
+                quiet: bool = False, force: bool = False) -> ClassRun:
+    """Preflight, then grade every student to grade on the pool's workers, with a progress bar and one line per
+    student as they finish. Raises nothing for a student's failure; `Interrupted` ends the run early (the partial
+    ClassRun is then returned with interrupted=True)."""
     course_dir = Path(course_dir).resolve()
+    course = _course(str(course_dir), db_url)
     students = submitted_students(course_dir) if students is None else students
-    # Links and special files out of every hand-in before any task starts: judged for the class at once, so a file
-    # hard-linked between two hand-ins is refused in both, whichever worker would have come first.
+    run_id = new_run_id()
+    say = (lambda text: None) if quiet else print
+    # Links and special files out of every hand-in before anything reads them, judged for the class at once.
     handins.set_aside(course_dir, students)
-    futures = {executor.submit(grade_student, str(course_dir), s, db_url): s for s in students}
-    outcomes = []
-    with tqdm(total=len(futures), unit="student", desc="autograde", disable=quiet) as bar:
-        for future in cf.as_completed(futures):
-            student = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as exc:  # the worker itself failed (e.g. it died): the student is listed, not lost
-                outcome = StudentOutcome(student, graded=False, problems=[f"worker failed: {type(exc).__name__}: "
-                                                                          f"{str(exc)[:200]}"])
-            outcomes.append(outcome)
+    class_problems, checks = preflight.check_class(course_dir, students, course.config)
+    table = preflight.format_table(class_problems, checks)
+    if table:
+        say(table)
+    keys = {s: _current_key(course, s) for s in students if preflight_holdable(s)}
+    to_grade, up_to_date = _mark(course, run_id, checks, force, keys)
+    outcomes = [StudentOutcome(s, "blocked", problems=[checks[s].reason()]) for s in students if checks[s].blocked]
+    outcomes += [StudentOutcome(s, "up to date") for s in up_to_date]
+    if up_to_date:
+        say(f"  {len(up_to_date)} students already graded from the hand-in they have now (--force regrades them)")
+    run = ClassRun(run_id, outcomes, table)
+    tasks = [workerpool.Task(s, grade_student, (str(course_dir), checks[s], run_id, db_url, force))
+             for s in to_grade]
+    with tqdm(total=len(tasks), unit="student", desc="autograde", disable=quiet or not tasks) as bar:
+        def on_event(event: workerpool.Event) -> None:
+            if event.kind == "retry":
+                run.retries.append((event.key, event.reason))
+                bar.write(f"{event.key:24s} RETRY: {event.reason} (attempt {event.attempt + 1} of {MAX_ATTEMPTS})")
+                return
+            outcome = _outcome_of(course, event, run_id)
+            run.outcomes.append(outcome)
             if not quiet:
                 bar.write(outcome.line())
             bar.update(1)
-    return sorted(outcomes, key=lambda o: o.student)
+
+        try:
+            pool.run(tasks, on_event)
+        except workerpool.Interrupted as stop:
+            run.interrupted = True
+            done = {o.student for o in run.outcomes}
+            for student in [*stop.running, *stop.pending]:
+                if student not in done:
+                    run.outcomes.append(StudentOutcome(student, "pending", problems=["interrupted: not graded"]))
+            _note_interrupted(course, run_id, stop.running + stop.pending)
+    staging.sweep()  # what workers killed during the run left on this machine
+    run.outcomes.sort(key=lambda o: o.student)
+    return run
+
+
+def _outcome_of(course: _Course, event: workerpool.Event, run_id: str) -> StudentOutcome:
+    if event.kind == "done":
+        return event.result
+    reason = event.reason.strip().splitlines()[-1] if event.kind == "error" else event.reason
+    outcome = StudentOutcome(event.key, "failed", attempts=event.attempt)
+    with course.engine.begin() as connection:  # the worker could not record it: it died, or the task broke
+        gradestatus.write(connection, course.course_id, ASSIGNMENT, event.key, gradestatus.FAILED,
+                          _status_key(course, event.key), reason=reason, run_id=run_id)
+    outcome.problems = [reason]
+    return outcome
+
+
+def _status_key(course: _Course, student: str) -> str:
+    with course.engine.connect() as connection:
+        status = gradestatus.read(connection, course.course_id, ASSIGNMENT).get(student)
+    return status.handin_key if status else ""
+
+
+def _note_interrupted(course: _Course, run_id: str, students: list[str]) -> None:
+    with course.engine.begin() as connection:
+        known = gradestatus.read(connection, course.course_id, ASSIGNMENT)
+        for student in students:
+            status = known.get(student)
+            if status and status.state == gradestatus.PENDING and status.run_id == run_id:
+                gradestatus.write(connection, course.course_id, ASSIGNMENT, student, gradestatus.PENDING,
+                                  status.handin_key, reason=f"run {run_id} was interrupted before grading it")
+
+
+def pool_for(course_dir: Path, workers: int | None = None, scheduler: str | None = None, db_url: str | None = None):
+    """Local worker processes (each prepared as it starts), or the Dask cluster at `scheduler`."""
+    if scheduler:
+        return workerpool.DaskPool(scheduler)
+    return workerpool.LocalPool(workers or os.cpu_count() or 1, prepare_worker,
+                                (str(Path(course_dir).resolve()), db_url), MAX_ATTEMPTS)
 
 
 def grade(course_dir: Path, workers: int | None = None, scheduler: str | None = None,
-          students: list[str] | None = None, db_url: str | None = None, quiet: bool = False) -> list[StudentOutcome]:
-    """grade_class on local worker processes, or on the Dask cluster at `scheduler`."""
-    executor = dask_executor(scheduler) if scheduler else local_executor(workers, course_dir, db_url)
-    try:
-        return grade_class(course_dir, executor, students, db_url, quiet)
-    finally:
-        executor.shutdown(wait=True)
-        if getattr(executor, "client", None) is not None:
-            executor.client.close()
+          students: list[str] | None = None, db_url: str | None = None, quiet: bool = False,
+          force: bool = False) -> list[StudentOutcome]:
+    """grade_class on local worker processes or a Dask cluster; the outcomes, one per student."""
+    return grade_class(course_dir, pool_for(course_dir, workers, scheduler, db_url), students, db_url, quiet,
+                       force).outcomes
+
+
+def stop_on_sigterm() -> None:
+    """The coordinator treats SIGTERM (a `kill`, a job scheduler's stop) like Ctrl-C: stop, clean up, summarise."""
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, _interrupt)

@@ -4,8 +4,10 @@
                  reports, scores
     generate     nbgrader generate_assignment (source/ -> release/ and the gradebook)
     submissions  write the demo students' submissions into submitted/
-    autograde    grade the class in parallel (--workers N, or a Dask cluster with --scheduler ADDRESS), a progress
-                 bar and one line per student; --serial runs stock `nbgrader autograde` instead
+    autograde    preflight every hand-in, then grade the class in parallel (--workers N, or a Dask cluster with
+                 --scheduler ADDRESS), each student committed whole or not at all; skips students already graded
+                 from the hand-in they have now (--force regrades); exit 1 if someone was not graded, 130 when
+                 interrupted; --serial runs stock `nbgrader autograde` instead
     feedback     nbgrader generate_feedback (hidden-test code stripped, messages kept)
     export       nbgrader export to grades.csv (with a column per test)
     reports      reports/: score histogram, per-test pass rates, a one-screen summary
@@ -68,16 +70,25 @@ def check_sandbox(course_dir: Path) -> None:
 
 
 def grade_class(course_dir: Path, workers: int | None = None, scheduler: str | None = None,
-                students: str = "*") -> list[classgrade.StudentOutcome]:
+                students: str = "*", force: bool = False) -> classgrade.ClassRun:
+    """The parallel runner with its summary: how many graded, retried, skipped, and who was not graded and why."""
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers or os.cpu_count()} local workers"
     start = time.monotonic()
-    outcomes = classgrade.grade(course_dir, workers=workers, scheduler=scheduler,
-                                students=classgrade.submitted_students(course_dir, students))
+    classgrade.stop_on_sigterm()
+    run = classgrade.grade_class(course_dir, classgrade.pool_for(course_dir, workers, scheduler),
+                                 classgrade.submitted_students(course_dir, students), force=force)
+    outcomes = run.outcomes
+    counts = {state: sum(o.state == state for o in outcomes)
+              for state in ("graded", "up to date", "failed", "blocked", "pending")}
     not_graded = [o.student for o in outcomes if not o.graded]
-    print(f"  autograde: {len(outcomes) - len(not_graded)} of {len(outcomes)} students graded on {where} in "
-          f"{time.monotonic() - start:.1f} s (logs: {course_dir / 'logs' / 'autograde'})"
+    print(f"  autograde{' INTERRUPTED' if run.interrupted else ''}: {counts['graded']} of {len(outcomes)} students "
+          f"graded on {where} in {time.monotonic() - start:.1f} s, {counts['up to date']} already up to date, "
+          f"{len(run.retries)} retries (logs: {course_dir / 'logs' / 'autograde' / run.run_id})"
           + (f"; NOT graded: {', '.join(not_graded)}" if not_graded else ""))
-    return outcomes
+    for outcome in outcomes:
+        if not outcome.graded:
+            print(f"  {outcome.state.upper():8s} {outcome.student}: {'; '.join(outcome.problems)}")
+    return run
 
 
 def demo(course_dir: Path, workers: int | None = None) -> int:
@@ -127,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="autograde: grade on a running Dask cluster, e.g. tcp://10.0.0.5:8786 (workers need the "
                              "course directory at the same path and the gradebook's db_url)")
     parser.add_argument("--student", default="*", help="autograde: only the students matching this glob")
+    parser.add_argument("--force", action="store_true",
+                        help="autograde: regrade students already graded from the hand-in they have now")
     parser.add_argument("--serial", action="store_true",
                         help="autograde: stock `nbgrader autograde`, one notebook at a time (for comparison)")
     args = parser.parse_args(argv)
@@ -150,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             n = len(classgrade.submitted_students(course_dir, args.student))
             _check(pipeline.autograde(course_dir, n_submissions=n, students=args.student), must_succeed=False)
         else:
-            outcomes = grade_class(course_dir, args.workers, args.scheduler, args.student)
-            return 0 if all(o.graded for o in outcomes) else 1
+            run = grade_class(course_dir, args.workers, args.scheduler, args.student, args.force)
+            if run.interrupted:
+                return 130
+            return 0 if all(o.graded for o in run.outcomes) else 1
     elif args.command == "feedback":
         _check(pipeline.feedback(course_dir))
     elif args.command == "export":

@@ -111,7 +111,7 @@ class Standing:
 
     shown: bool  # the numbers are from the hand-in in submitted/ now (or from plain nbgrader: no status row)
     label: str  # "complete", "pending", "failed", "stale"; "" when the runner never graded the student
-    note: str  # what the instructor reads beside the row; "" when there is nothing to say
+    note: str  # what the instructor reads beside the row (why not shown; warnings); "" when there is nothing to say
 
 
 def standing(status: Status | None, current_key: str | None) -> Standing:
@@ -121,7 +121,7 @@ def standing(status: Status | None, current_key: str | None) -> Standing:
         return Standing(True, "", "")
     current = status.graded_key != "" and (current_key is None or status.graded_key == current_key)
     if status.state == COMPLETE and current:
-        return Standing(True, COMPLETE, "")
+        return Standing(True, COMPLETE, status.reason)  # the preflight's warnings, e.g. an extra file ignored
     if current:  # a regrade of the same hand-in did not finish: the earlier grade of it stands
         return Standing(True, COMPLETE, f"a later regrade {status.state}: {status.reason}".rstrip(": "))
     if status.state == PENDING:

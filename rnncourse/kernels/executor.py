@@ -21,6 +21,7 @@ Stock nbgrader runs a submission with the instructor's file access, in ``autogra
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -231,7 +232,7 @@ class SandboxedExecute(Execute):
         if run_dir is not None:
             return Path(run_dir) / "ipc"
         if getattr(self, "_own_socket_dir", None) is None:
-            self._own_socket_dir = tempfile.TemporaryDirectory(prefix="rnncourse-calls-")
+            self._own_socket_dir = tempfile.TemporaryDirectory(prefix=f"rnncourse-calls-{os.getpid()}-")
         return Path(self._own_socket_dir.name)
 
     def _stop(self, reason: str) -> None:

@@ -47,7 +47,7 @@ class ForkServer:
     """One zygote per grading process and sandbox shape; started on first use, ended with the process."""
 
     def __init__(self, command_for, python: str, payload: dict):
-        self.root = Path(tempfile.mkdtemp(prefix="rnncourse-forkserver-", dir="/var/tmp"))
+        self.root = Path(tempfile.mkdtemp(prefix=f"rnncourse-forkserver-{os.getpid()}-", dir="/var/tmp"))
         os.chmod(self.root, 0o711)  # kernels reach their own folders inside; nobody lists the others
         self.socket = str(self.root / "zygote.sock")
         self.runs = self.root / "runs"

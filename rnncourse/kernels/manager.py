@@ -101,7 +101,7 @@ class SandboxedKernelManager(AsyncKernelManager):
                 self.log.warning("Sandbox: kernels start one by one (%s)", problem)
                 _FORKING_FAILED.append(str(problem))
         runs = server.runs if server is not None else settings.run_root or None
-        self.run_dir = Path(tempfile.mkdtemp(prefix="rnncourse-sandbox-", dir=runs))
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"rnncourse-sandbox-{os.getpid()}-", dir=runs))
         ipc, work, home = self.run_dir / "ipc", self.run_dir / "work", self.run_dir / "home"
         ipc.mkdir()
         home.mkdir()
