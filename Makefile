@@ -97,4 +97,4 @@ bench-notebooks: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python benchmarks/autograde_timing.py
 
 clean-demo:
-	rm -rf submitted autograded/*/ feedback reports logs gradebook.db grades.csv
+	rm -rf submitted autograded/*/ feedback reports logs gradebook.db grades.csv .grading

@@ -27,7 +27,7 @@ from . import classgrade, classreport, pipeline, report, submissions
 from .kernels.bwrap import SandboxUnavailable, check_sandbox_works
 from .course import ASSIGNMENT, DEMO_DUE_DATE
 
-DEMO_OUTPUTS = ("submitted", "refused", "feedback", "logs", "reports", "gradebook.db", "grades.csv")
+DEMO_OUTPUTS = ("submitted", "refused", "feedback", "logs", "reports", "gradebook.db", "grades.csv", ".grading")
 
 
 def reset_demo(course_dir: Path) -> None:
