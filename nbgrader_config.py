@@ -79,6 +79,26 @@ c.LatePenalty.unit = "day"
 c.LatePenalty.penalty_per_unit = 0.10
 c.LatePenalty.cutoff_units = 3
 
+# Before any kernel starts, `make autograde` checks every hand-in and prints one table of problems
+# (rnncourse/preflight.py); each student is then graded from a copy holding only the assignment's notebooks, deleted
+# exercises restored from release/, and timestamp.txt. A kind listed here stops that student's grading (no_due_date:
+# the whole class's) until it is fixed; any other kind only warns, as its comment says (uncomment one to block it).
+c.Preflight.block = [
+    "invalid_json",  # a notebook file that is not JSON; warned: graded as not submitted (0 points)
+    "not_a_notebook",  # JSON that nbformat cannot read as a notebook (`[]`, no "cells"); warned: as not submitted
+    "bad_id",  # an id nbgrader reads as a glob (*?[]), too long for the gradebook, or odd; warned: nothing graded
+    "timestamp_missing",  # no or an empty timestamp.txt; warned: graded as on time
+    "timestamp_unparseable",  # not ISO 8601 with an offset nor "2026-11-20 17:00:00.000000 UTC"; warned: on time
+    "timestamp_no_offset",  # an ISO date and time without an offset ("2026-11-20T17:00:00"); warned: read as UTC
+    "timestamp_future",  # later than now (c.Preflight.future_tolerance_s = 300 s of clock skew); warned: taken as is
+    "no_due_date",  # a late policy but no due date in the gradebook; warned: graded without late penalties
+    # "empty_notebook",  # no cells, or none of the exercises; warned: graded as the release would be (0 points)
+    # "missing_exercises",  # solution or test cells deleted; warned: restored from release/ (nbgrader would fail)
+    # "unknown_file",  # a file or folder that is not part of the assignment; warned: ignored, not copied for grading
+    # "refused_entry",  # a link or special file set aside before grading (rnncourse/handins.py); warned: rest graded
+    # "no_notebooks",  # none of the assignment's notebooks handed in; warned: every notebook scores 0
+]
+
 # `nbgrader export` writes nbgrader's grades CSV plus one column per test cell and a notes column (late, not graded,
 # timed out, ...): rnncourse/classreport.py.
 c.ExportApp.plugin_class = "rnncourse.classreport.GradesWithTestsExport"
