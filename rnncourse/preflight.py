@@ -179,8 +179,10 @@ class Preflight(LoggingConfigurable):
             return when, self.problem(kind, f"{TIMESTAMP} holds {shown} without a UTC offset", "read as UTC")
         ahead = when - now
         if ahead > timedelta(seconds=self.future_tolerance_s):
-            return when, self.problem("timestamp_future", f"{TIMESTAMP} holds {shown}, {_duration(ahead)} after "
-                                                          f"this check ({now:%Y-%m-%d %H:%M:%S} UTC)",
+            # No "how far ahead" in the words: the reason must read the same in every run's export.
+            return when, self.problem("timestamp_future", f"{TIMESTAMP} holds {shown}, which is in the future "
+                                                          f"(more than {self.future_tolerance_s:g} s ahead of the "
+                                                          f"grading machine's clock)",
                                       "graded as handed in then")
         return when, None
 
@@ -316,11 +318,6 @@ def _shown(text: str) -> str:
     """Student-written text quoted on one line, cut short."""
     text = handins._printable(text)
     return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 1] + "…")
-
-
-def _duration(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 # ---- graded cells --------------------------------------------------------------------------------------------------
