@@ -278,7 +278,9 @@ def grade_student(course_dir: str, check: preflight.HandinCheck, run_id: str, db
         commit.finish(course.root, student, status.graded_key if status else "")
         if key is None:
             return _failed(course, outcome, "", "the hand-in folder is gone", start)
-        if not force and status and status.state == gradestatus.COMPLETE and status.graded_key == key:
+        if not force and gradestatus.graded_from(status, key):  # e.g. graded by another run while this one waited
+            with course.engine.begin() as connection:
+                _restore_complete(connection, course.course_id, student, status)
             outcome.state, outcome.seconds = "up to date", time.monotonic() - start
             return outcome
         outcome.attempts = status.attempts + 1 if status and status.run_id == run_id else 1
@@ -306,6 +308,13 @@ def grade_student(course_dir: str, check: preflight.HandinCheck, run_id: str, db
                                                  f"(log: {_relative(log_path, course.root)})", start)
     outcome.state, outcome.seconds = "graded", time.monotonic() - start
     return outcome
+
+
+def _restore_complete(connection, course_id: str, student: str, status: gradestatus.Status) -> None:
+    """The student's grade is of the hand-in they have now: whatever a later try left (failed, pending) no longer
+    applies."""
+    if status.state != gradestatus.COMPLETE:
+        gradestatus.write(connection, course_id, ASSIGNMENT, student, gradestatus.COMPLETE, status.graded_key)
 
 
 def _remove(folder: Path) -> None:
@@ -373,7 +382,8 @@ def _mark(course: _Course, run_id: str, checks: dict, force: bool, keys: dict) -
             if check.blocked:
                 gradestatus.write(connection, course.course_id, ASSIGNMENT, student, gradestatus.FAILED, key,
                                   reason=f"preflight: {check.reason()}", run_id=run_id, attempts=0)
-            elif not force and status and status.state == gradestatus.COMPLETE and status.graded_key == key:
+            elif not force and gradestatus.graded_from(status, key):
+                _restore_complete(connection, course.course_id, student, status)
                 up_to_date.append(student)
             else:
                 gradestatus.write(connection, course.course_id, ASSIGNMENT, student, gradestatus.PENDING, key,

@@ -105,6 +105,12 @@ def engine_for(db_url: str):
     return sa.create_engine(db_url, future=True, **args)
 
 
+def graded_from(status: Status | None, key: str | None) -> bool:
+    """Whether nbgrader's rows are a complete grade of the hand-in with this key (only a commit sets graded_key, so
+    this holds even when a later try on the same hand-in failed or was cut short)."""
+    return status is not None and status.graded_key != "" and status.graded_key == key
+
+
 @dataclass(frozen=True)
 class Standing:
     """Whether a student's numbers in the gradebook may be shown as their grade."""
@@ -119,7 +125,7 @@ def standing(status: Status | None, current_key: str | None) -> Standing:
     now (None: the folder is gone)."""
     if status is None:
         return Standing(True, "", "")
-    current = status.graded_key != "" and (current_key is None or status.graded_key == current_key)
+    current = graded_from(status, status.graded_key if current_key is None else current_key)
     if status.state == COMPLETE and current:
         return Standing(True, COMPLETE, status.reason)  # the preflight's warnings, e.g. an extra file ignored
     if current:  # a regrade of the same hand-in did not finish: the earlier grade of it stands

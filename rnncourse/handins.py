@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import stat
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,14 +47,14 @@ class Refusal:
     target: str = ""  # a symlink's target as written in the link (never what it points to)
 
     def note(self) -> str:
-        what = "(the whole hand-in folder)" if self.path == WHOLE_FOLDER else _printable(self.path)
-        target = _printable(self.target)
+        what = "(the whole hand-in folder)" if self.path == WHOLE_FOLDER else printable(self.path)
+        target = printable(self.target)
         if len(target) > _NOTE_TARGET_CHARS:
             target = target[:_NOTE_TARGET_CHARS - 1] + "…"
         return f"refused {self.reason} {what}" + (f" -> {target}" if self.target else "")
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """A file name as one safe line: control characters (a newline in a name) become '?'."""
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
@@ -157,7 +156,7 @@ def _quarantine(course_dir: Path, student: str, assignment: str, refusals: list[
         kept = _move(folder if whole else folder / refusal.path, dest, refusal)
         records.append(dict(asdict(refusal), kept_as=str(dest.relative_to(course_dir)) if kept else "",
                             set_aside_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")))
-    handed_in_at = _timestamp_text(folder)  # read after the move: a refused timestamp.txt is not read
+    handed_in_at = timestamp_text(folder)  # read after the move: a refused timestamp.txt is not read
     for record in records:
         record["handed_in_at"] = handed_in_at
     _append_records(_real_folder(course_dir / REFUSED_DIR, [student]) / f"{assignment}.json", records)
@@ -224,7 +223,7 @@ def _copy_out(src: Path, dest: Path) -> None:
     os.unlink(src)
 
 
-def _timestamp_text(folder: Path) -> str | None:
+def timestamp_text(folder: Path) -> str | None:
     """The hand-in's timestamp.txt (nbgrader's collect writes it), which ties a refusal record to this hand-in."""
     path = folder / "timestamp.txt"
     return path.read_text(errors="replace").strip() if is_plain_file(path) else None
@@ -246,7 +245,7 @@ def on_record(course_dir: Path, student: str, assignment: str = ASSIGNMENT) -> l
     if not is_plain_file(path):
         return []
     folder = handin_folder(course_dir, student, assignment)
-    now = _timestamp_text(folder)
+    now = timestamp_text(folder)
     refusals = []
     for record in json.loads(path.read_text()):
         refusal = Refusal(record["path"], record["reason"], record.get("target", ""))
@@ -276,22 +275,15 @@ def record_not_handed_in(course_dir: Path, student: str, db_url: str | None = No
     """Gradebook rows for a hand-in whose every notebook was refused. nbgrader skips a folder without notebooks, so
     the student would have no row at all; this gives them nbgrader's own treatment of a missing notebook (each grade
     0, nothing left to grade by hand) and removes an autograded copy of an earlier hand-in, as `--force` would."""
-    from nbgrader.api import Gradebook
     from nbgrader.utils import parse_utc
 
+    from .staging import record_nothing_gradeable
+
     course_dir = Path(course_dir)
-    timestamp = _timestamp_text(handin_folder(course_dir, student))
+    timestamp = timestamp_text(handin_folder(course_dir, student))
     course_id = course_config(course_dir).CourseDirectory.get("course_id", "")
-    with warnings.catch_warnings(), Gradebook(db_url or gradebook_url(course_dir), course_id) as gb:
-        warnings.simplefilter("ignore")  # SQLAlchemy's SAWarnings about nbgrader's session use are not ours to fix
-        gb.update_or_create_student(student)
-        when = {"timestamp": parse_utc(timestamp)} if timestamp else {}
-        gb.update_or_create_submission(ASSIGNMENT, student, **when)
-        for notebook in gb.find_assignment(ASSIGNMENT).notebooks:
-            for grade in gb.find_submission_notebook(notebook.name, ASSIGNMENT, student).grades:
-                grade.auto_score = 0
-                grade.needs_manual_grade = False
-        gb.db.commit()
+    record_nothing_gradeable(db_url or gradebook_url(course_dir), course_id, student,
+                             parse_utc(timestamp) if timestamp else None)
     stale = course_dir / "autograded" / student / ASSIGNMENT
     if stale.is_dir() and not stale.is_symlink():
         shutil.rmtree(stale)

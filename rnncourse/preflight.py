@@ -165,7 +165,7 @@ class Preflight(LoggingConfigurable):
 
     def _timestamp(self, folder: Path, now: datetime) -> tuple[datetime | None, Problem | None]:
         """(when the hand-in counts as handed in, what is wrong with its timestamp.txt)."""
-        text = handins._timestamp_text(folder)
+        text = handins.timestamp_text(folder)
         if not text:
             state = "missing" if text is None else "empty"
             return None, self.problem("timestamp_missing", f"{TIMESTAMP} is {state}", "graded as on time")
@@ -259,7 +259,7 @@ def _entries(folder: Path) -> tuple[dict[str, Path], list[str]]:
         if name in files and handins.is_plain_file(path):
             found[files[name]] = path
         else:
-            others.append(handins._printable(name) + ("/" if os.path.isdir(path) and not os.path.islink(path) else ""))
+            others.append(handins.printable(name) + ("/" if os.path.isdir(path) and not os.path.islink(path) else ""))
     return {name: found[name] for name in NOTEBOOKS if name in found}, others
 
 
@@ -316,7 +316,7 @@ def _is_date(text: str) -> bool:
 
 def _shown(text: str) -> str:
     """Student-written text quoted on one line, cut short."""
-    text = handins._printable(text)
+    text = handins.printable(text)
     return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 1] + "…")
 
 
@@ -418,7 +418,7 @@ def format_table(class_problems: list[Problem], checks: dict[str, HandinCheck]) 
     """One line per problem (student, action, kind, detail) under a line of counts; '' when there is none. A
     class-wide problem shows once, as "(class)", not on every student it blocks."""
     rows = [("(class)", problem) for problem in class_problems]
-    rows += [(_short(handins._printable(student)), problem) for student, check in checks.items()
+    rows += [(_short(handins.printable(student)), problem) for student, check in checks.items()
              for problem in check.problems if problem not in class_problems]
     if not rows:
         return ""

@@ -38,6 +38,21 @@ def make_course(dest: Path) -> Path:
     return new_course_dir(dest)
 
 
+DUE_DATE = "2026-11-20 17:00:00 UTC"  # the due date the tests' courses set
+
+
+def generated_course(dest: Path, db_url: str | None = None) -> Path:
+    """A fresh course as an instructor readies it for grading: the gradebook's URL in nbgrader_config.py (when
+    given), the release generated, and the due date set."""
+    course = make_course(dest)
+    if db_url:
+        with open(course / "nbgrader_config.py", "a") as f:
+            f.write(f"\nc.CourseDirectory.db_url = {db_url!r}\n")
+    assert pipeline.generate(course).ok, (course / "logs" / "generate_assignment.log").read_text()[-2000:]
+    assert pipeline.set_due_date(course, DUE_DATE).ok
+    return course
+
+
 def write_catalog_submissions(course: Path, entries) -> None:
     """Each entry is a student who hands in only the notebook the entry targets, solved but for that one cell."""
     for entry in entries:

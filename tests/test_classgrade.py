@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import make_course
+from conftest import generated_course, make_course
 
 from rnncourse import classgrade, classreport, notebooks, pipeline, report, submissions
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, gradebook_url, release_notebook, source_notebook
@@ -57,13 +57,8 @@ def write_class(course: Path) -> None:
     (folder / f"{NB01}.ipynb").write_text('{"cells": [ this is not JSON')
 
 
-def prepare(course: Path, db_url: str | None = None) -> Path:
-    make_course(course)
-    if db_url:  # as an instructor would: the gradebook's URL in nbgrader_config.py
-        with open(course / "nbgrader_config.py", "a") as f:
-            f.write(f"\nc.CourseDirectory.db_url = {db_url!r}\n")
-    assert pipeline.generate(course).ok, (course / "logs" / "generate_assignment.log").read_text()[-2000:]
-    assert pipeline.set_due_date(course, "2026-11-20 17:00:00 UTC").ok
+def prepare(course: Path) -> Path:
+    generated_course(course)
     write_class(course)
     return course
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import make_course
+from conftest import generated_course
 
 from rnncourse import handins, notebooks, pipeline, preflight, report, submissions
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, course_config, release_notebook, repo_root, source_notebook
@@ -29,10 +29,7 @@ NOT_JSON = '{"cells": [ this is not JSON'
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
-    course = make_course(tmp_path_factory.mktemp("preflight") / "course")
-    assert pipeline.generate(course).ok, (course / "logs" / "generate_assignment.log").read_text()[-2000:]
-    assert pipeline.set_due_date(course, "2026-11-20 17:00:00 UTC").ok
-    return course
+    return generated_course(tmp_path_factory.mktemp("preflight") / "course")
 
 
 @pytest.fixture(scope="module")

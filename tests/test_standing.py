@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import make_course
+from conftest import generated_course
 from nbgrader.api import Gradebook
 from nbgrader.plugins import CsvExportPlugin
 
@@ -101,10 +101,7 @@ ROSTER_ONLY = "roster_only"  # on nbgrader's roster, handed in nothing
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
-    course = make_course(tmp_path_factory.mktemp("standing") / "base")
-    assert pipeline.generate(course).ok, (course / "logs" / "generate_assignment.log").read_text()[-2000:]
-    assert pipeline.set_due_date(course, "2026-11-20 17:00:00 UTC").ok
-    return course
+    return generated_course(tmp_path_factory.mktemp("standing") / "base")
 
 
 def copy_of(base: Path, name: str) -> Path:
