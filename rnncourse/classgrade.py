@@ -188,7 +188,8 @@ def _edited_cells(course_dir: Path, check: preflight.HandinCheck) -> set:
                                                notebooks.read(path))
         except Exception:
             continue
-        edited |= {change.split()[0] for change in changes}
+        # A deleted cell comes back as the release's copy (rnncourse.preflight): its checksum "changes" as any other.
+        edited |= {change.split()[0] for change in changes if "deleted" not in change and "reordered" not in change}
     return edited
 
 
@@ -280,7 +281,7 @@ def grade_student(course_dir: str, check: preflight.HandinCheck, run_id: str, db
             return _failed(course, outcome, "", "the hand-in folder is gone", start)
         if not force and gradestatus.graded_from(status, key):  # e.g. graded by another run while this one waited
             with course.engine.begin() as connection:
-                _restore_complete(connection, course.course_id, student, status)
+                _restore_complete(connection, course.course_id, check, status)
             outcome.state, outcome.seconds = "up to date", time.monotonic() - start
             return outcome
         outcome.attempts = status.attempts + 1 if status and status.run_id == run_id else 1
@@ -310,11 +311,12 @@ def grade_student(course_dir: str, check: preflight.HandinCheck, run_id: str, db
     return outcome
 
 
-def _restore_complete(connection, course_id: str, student: str, status: gradestatus.Status) -> None:
+def _restore_complete(connection, course_id: str, check: preflight.HandinCheck, status: gradestatus.Status) -> None:
     """The student's grade is of the hand-in they have now: whatever a later try left (failed, pending) no longer
     applies."""
     if status.state != gradestatus.COMPLETE:
-        gradestatus.write(connection, course_id, ASSIGNMENT, student, gradestatus.COMPLETE, status.graded_key)
+        gradestatus.write(connection, course_id, ASSIGNMENT, check.student, gradestatus.COMPLETE, status.graded_key,
+                          reason=_warnings(check))
 
 
 def _remove(folder: Path) -> None:
@@ -383,7 +385,7 @@ def _mark(course: _Course, run_id: str, checks: dict, force: bool, keys: dict) -
                 gradestatus.write(connection, course.course_id, ASSIGNMENT, student, gradestatus.FAILED, key,
                                   reason=f"preflight: {check.reason()}", run_id=run_id, attempts=0)
             elif not force and gradestatus.graded_from(status, key):
-                _restore_complete(connection, course.course_id, student, status)
+                _restore_complete(connection, course.course_id, check, status)
                 up_to_date.append(student)
             else:
                 gradestatus.write(connection, course.course_id, ASSIGNMENT, student, gradestatus.PENDING, key,

@@ -175,6 +175,15 @@ def gradebook_rows(db_url: str) -> dict:
     return table
 
 
+def flagged(db_url: str, student: str) -> bool:
+    """nbgrader's own flag on the student's submitted notebook, which Formgrader shows."""
+    from nbgrader.api import Gradebook
+
+    with warnings.catch_warnings(), Gradebook(db_url) as gb:
+        warnings.simplefilter("ignore")
+        return gb.find_submission_notebook(NB01, ASSIGNMENT, student).flagged
+
+
 def exported(course: Path) -> dict:
     assert pipeline.export(course).ok
     with open(course / "grades.csv", newline="") as f:
@@ -314,9 +323,11 @@ def test_a_notebook_replaced_by_garbage_is_not_graded_and_its_old_grade_not_show
     rows = exported(course)
     assert rows["solved_a"]["score"] == "" and "not valid JSON" in rows["solved_a"]["notes"]
     assert gradebook_rows(url)["solved_a"] == reference.rows["solved_a"], "the earlier grade is kept, not shown"
+    assert flagged(url, "solved_a"), "Formgrader shows the submission flagged"
     handed_in.write_bytes(good)
     code, output = run_runner(course, "--workers", "2")
     assert f"{len(GRADED)} students already graded" in output, "back to the graded hand-in: nothing to regrade"
+    assert not flagged(url, "solved_a")
     assert_same_as(reference, snapshot(course, url))
 
 
