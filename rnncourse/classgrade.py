@@ -53,8 +53,9 @@ class StudentOutcome:
 
     student: str
     state: str  # "graded", "up to date" (skipped), "failed", "blocked", "pending" (interrupted)
-    score: float = 0.0
+    score: float = 0.0  # before the late penalty
     max_score: float = 0.0
+    penalty: float = 0.0  # the late penalty
     seconds: float = 0.0
     worker: str = ""
     problems: list = field(default_factory=list)  # why it was not graded, in words
@@ -67,9 +68,11 @@ class StudentOutcome:
         return self.state in ("graded", "up to date")
 
     def line(self) -> str:
-        status = {"graded": f"{self.score:g}/{self.max_score:g}", "up to date": "up to date"}.get(
+        final = max(0.0, self.score - self.penalty)
+        status = {"graded": f"{final:g}/{self.max_score:g}", "up to date": "up to date"}.get(
             self.state, self.state.upper() if self.state != "failed" else "NOT GRADED")
-        why = f"  ({'; '.join(self.problems)})" if self.problems else ""
+        late = [f"late: {self.score:g} - {self.penalty:g}"] if self.penalty else []
+        why = f"  ({'; '.join(late + self.problems)})" if late or self.problems else ""
         retried = f"  [attempt {self.attempts}]" if self.attempts > 1 else ""
         return f"{self.student:24s} {status:>12s}  {self.seconds:6.1f} s  {self.worker}{retried}{why}"
 
@@ -213,10 +216,14 @@ def _autograde(root: Path, config, db_url: str, student: str, notebook: str, log
     handler.addFilter(_MeaninglessChecksumWarnings(edited))
     app.log.handlers = [handler]
     app.log.propagate = False
+    ours = logging.getLogger("rnncourse")  # the hidden checks and the sandbox log here: into the same file
+    ours.addHandler(handler)
     try:
         app.start()
     except Exception:  # nbgrader raises after grading what it could; what is missing is found below
         log_file.write(traceback.format_exc())
+    finally:
+        ours.removeHandler(handler)
 
 
 def _grade_in_staging(course: _Course, check: preflight.HandinCheck, folder: Path, log_file) -> tuple[str, Path | None]:
@@ -246,12 +253,13 @@ def _grade_in_staging(course: _Course, check: preflight.HandinCheck, folder: Pat
     return url, autograded
 
 
-def _staged_score(url: str, course_id: str, student: str) -> tuple[float, float]:
+def _staged_score(url: str, course_id: str, student: str) -> tuple[float, float, float]:
+    """(score before the late penalty, max score, late penalty) of the staged grade."""
     from nbgrader.api import Gradebook
 
     with Gradebook(url, course_id) as gb:
         submission = gb.find_submission(ASSIGNMENT, student)
-        return submission.score, submission.max_score
+        return submission.score, submission.max_score, submission.late_submission_penalty or 0.0
 
 
 def _current_key(course: _Course, student: str) -> str | None:
@@ -261,13 +269,13 @@ def _current_key(course: _Course, student: str) -> str | None:
     return handinkey.handin_key(handins.handin_folder(course.root, student), definition, extension)
 
 
-def grade_student(course_dir: str, check: preflight.HandinCheck, run_id: str, db_url: str | None = None,
+def grade_student(course_dir: str, student: str, run_id: str, db_url: str | None = None,
                   force: bool = False) -> StudentOutcome:
-    """Grade one student's hand-in and commit it, or record why not (runs in a worker)."""
+    """Grade one student's hand-in and commit it, or record why not (runs in a worker). The hand-in is checked
+    again here, under the student's lock: it may have changed since the run's preflight."""
     start = time.monotonic()
     course = _course(course_dir, db_url)
     staging.sweep()  # folders left on this machine by grading processes that were killed
-    student = check.student
     worker = f"{socket.gethostname()}:{os.getpid()}"
     log_path = run_log(course.root, run_id, student)
     outcome = StudentOutcome(student, "failed", worker=worker, log=str(log_path),
@@ -276,9 +284,12 @@ def grade_student(course_dir: str, check: preflight.HandinCheck, run_id: str, db
         with course.engine.connect() as connection:
             status = gradestatus.read(connection, course.course_id, ASSIGNMENT).get(student)
         key = _current_key(course, student)
+        check = preflight.check_class(course.root, [student], course.config)[1][student]
         commit.finish(course.root, student, status.graded_key if status else "")
         if key is None:
             return _failed(course, outcome, "", "the hand-in folder is gone", start)
+        if check.blocked:
+            return _failed(course, outcome, key, f"preflight: {check.reason()}", start)
         if not force and gradestatus.graded_from(status, key):  # e.g. graded by another run while this one waited
             with course.engine.begin() as connection:
                 _restore_complete(connection, course.course_id, check, status)
@@ -296,7 +307,8 @@ def grade_student(course_dir: str, check: preflight.HandinCheck, run_id: str, db
                     url, autograded = _grade_in_staging(course, check, folder, log_file)
                     if _current_key(course, student) != key:
                         raise GradeFailed("the hand-in changed while it was being graded; run autograde again")
-                    outcome.score, outcome.max_score = _staged_score(url, course.course_id, student)
+                    outcome.score, outcome.max_score, outcome.penalty = _staged_score(url, course.course_id,
+                                                                                      student)
                     commit.commit(course.root, course.engine, url, autograded, course.course_id, student, key,
                                   run_id, worker, outcome.attempts, note=_warnings(check))
                 finally:
@@ -423,8 +435,7 @@ def grade_class(course_dir: Path, pool, students: list[str] | None = None, db_ur
     if up_to_date:
         say(f"  {len(up_to_date)} students already graded from the hand-in they have now (--force regrades them)")
     run = ClassRun(run_id, outcomes, table)
-    tasks = [workerpool.Task(s, grade_student, (str(course_dir), checks[s], run_id, db_url, force))
-             for s in to_grade]
+    tasks = [workerpool.Task(s, grade_student, (str(course_dir), s, run_id, db_url, force)) for s in to_grade]
     with tqdm(total=len(tasks), unit="student", desc="autograde", disable=quiet or not tasks) as bar:
         def on_event(event: workerpool.Event) -> None:
             if event.kind == "retry":

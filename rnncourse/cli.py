@@ -75,8 +75,12 @@ def grade_class(course_dir: Path, workers: int | None = None, scheduler: str | N
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers or os.cpu_count()} local workers"
     start = time.monotonic()
     classgrade.stop_on_sigterm()
-    run = classgrade.grade_class(course_dir, classgrade.pool_for(course_dir, workers, scheduler),
-                                 classgrade.submitted_students(course_dir, students), force=force)
+    try:
+        run = classgrade.grade_class(course_dir, classgrade.pool_for(course_dir, workers, scheduler),
+                                     classgrade.submitted_students(course_dir, students), force=force)
+    except KeyboardInterrupt:  # before any task started (during the preflight, say): no grade was touched
+        print("  autograde INTERRUPTED before grading started; students it had marked stay pending until a rerun")
+        return classgrade.ClassRun("", [], interrupted=True)
     outcomes = run.outcomes
     counts = {state: sum(o.state == state for o in outcomes)
               for state in ("graded", "up to date", "failed", "blocked", "pending")}

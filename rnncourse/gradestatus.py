@@ -125,7 +125,9 @@ def standing(status: Status | None, current_key: str | None) -> Standing:
     now (None: the folder is gone)."""
     if status is None:
         return Standing(True, "", "")
-    current = graded_from(status, status.graded_key if current_key is None else current_key)
+    if current_key is None and status.graded_key:  # the folder was removed after grading: the grade stands, said so
+        return Standing(True, COMPLETE, "graded from a hand-in that is no longer in submitted/")
+    current = graded_from(status, current_key)
     if status.state == COMPLETE and current:
         return Standing(True, COMPLETE, status.reason)  # the preflight's warnings, e.g. an extra file ignored
     if current:  # a regrade of the same hand-in did not finish: the earlier grade of it stands
@@ -135,4 +137,5 @@ def standing(status: Status | None, current_key: str | None) -> Standing:
                                         "run autograde again")
     if status.state == FAILED:
         return Standing(False, FAILED, f"not graded: {status.reason}")
-    return Standing(False, "stale", "not graded: the hand-in changed after it was graded; run autograde again")
+    return Standing(False, "stale", "not graded: the hand-in, its due date or extension, or the assignment's tests "
+                                    "changed after it was graded; run autograde again")

@@ -45,11 +45,16 @@ KINDS: dict[str, str] = {
     "unknown_file": "a file or folder that is not part of the assignment",
     "refused_entry": "a link or special file that was set aside before grading",
     "no_notebooks": "none of the assignment's notebooks handed in",
+    "metadata_changed": "nbgrader metadata of a graded cell changed (e.g. a solution marked as a test)",
+    "unreadable": "the hand-in could not be read at all (e.g. section09 is a file, not a folder); always blocks",
 }
 DEFAULT_BLOCK = ["invalid_json", "not_a_notebook", "bad_id", "timestamp_missing", "timestamp_unparseable",
                  "timestamp_no_offset", "timestamp_future", "no_due_date"]
 # What happens to a problem whose kind is not blocked; any kind not listed is "warned".
-_ACTION_WHEN_NOT_BLOCKED = {"missing_exercises": "restored", "unknown_file": "ignored", "refused_entry": "refused"}
+_ACTION_WHEN_NOT_BLOCKED = {"missing_exercises": "restored", "unknown_file": "ignored", "refused_entry": "refused",
+                            "metadata_changed": "restored"}
+# What of a graded cell's nbgrader metadata decides how nbgrader grades it.
+_GRADING_KEYS = ("grade", "solution", "locked", "task", "points")
 
 TIMESTAMP = "timestamp.txt"
 # How nbgrader's exchange writes a collected hand-in's time; the staged timestamp.txt is written the same way.
@@ -131,6 +136,10 @@ class Preflight(LoggingConfigurable):
             check.problems.append(self.problem("bad_id", bad_id, "its hand-in is not read, nothing is graded"))
             return check
         folder = handins.handin_folder(course_dir, student)
+        if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):  # a link was set aside already
+            check.problems.append(Problem("unreadable", f"submitted/{handins.printable(student)}/{ASSIGNMENT} is "
+                                                        f"not a folder", "blocked"))
+            return check
         check.problems += [self.problem("refused_entry", refusal.note())
                            for refusal in handins.on_record(course_dir, student)]
         handed_in, others = _entries(folder)
@@ -140,28 +149,34 @@ class Preflight(LoggingConfigurable):
             check.problems.append(self.problem("no_notebooks", f"none of {ASSIGNMENT}'s notebooks was handed in",
                                                "every notebook scores 0"))
         for name, path in handed_in.items():
-            problem, gradeable = self._notebook_problem(path, releases[name])
-            check.problems += [problem] if problem else []
+            problems, gradeable = self._notebook_problems(path, releases[name])
+            check.problems += problems
             if gradeable:
                 check.notebooks[name] = path
         check.submitted_at, problem = self._timestamp(folder, now)
         check.problems += [problem] if problem else []
         return check
 
-    def _notebook_problem(self, path: Path, release) -> tuple[Problem | None, bool]:
-        """(what is wrong with a handed-in notebook or None, whether nbgrader can grade it)."""
+    def _notebook_problems(self, path: Path, release) -> tuple[list[Problem], bool]:
+        """(what is wrong with a handed-in notebook, whether nbgrader can grade it)."""
         nb, kind, why = read_notebook(path)
         if nb is None:
-            return self.problem(kind, why, _NOT_GRADED), False
+            return [self.problem(kind, why, _NOT_GRADED)], False
+        problems = []
+        changed = metadata_changes(nb, release)
+        if changed:
+            problems.append(self.problem("metadata_changed", f"{path.name}: nbgrader metadata of "
+                                                             f"{', '.join(changed)} changed",
+                                         "restored from release/ for grading"))
         missing = missing_exercises(nb, release)
         if missing and len(missing) == len(_graded_ids(release)):
             what = f"holds none of the exercises ({len(nb.cells)} cells, none graded)" if nb.cells else "has no cells"
-            return self.problem("empty_notebook", f"{path.name} {what}",
-                                "graded as the release would be (0 points)"), True
-        if missing:
-            return self.problem("missing_exercises", f"{path.name}: deleted {', '.join(missing)}",
-                                "restored from release/ for grading"), True
-        return None, True
+            problems.append(self.problem("empty_notebook", f"{path.name} {what}",
+                                         "graded as the release would be (0 points)"))
+        elif missing:
+            problems.append(self.problem("missing_exercises", f"{path.name}: deleted {', '.join(missing)}",
+                                         "restored from release/ for grading"))
+        return problems, True
 
     def _timestamp(self, folder: Path, now: datetime) -> tuple[datetime | None, Problem | None]:
         """(when the hand-in counts as handed in, what is wrong with its timestamp.txt)."""
@@ -240,6 +255,8 @@ def id_problem(student: str) -> str | None:
         return f"student id {shown} holds control or non-printable characters"
     if student[0] in ".-":  # a hidden folder, or read as an option by nbgrader's command line
         return f"student id {shown} starts with '{student[0]}'"
+    if student != student.strip():  # nbgrader strips ids: it would grade (and write rows for) another folder
+        return f"student id {shown} starts or ends with white space"
     return None
 
 
@@ -292,18 +309,18 @@ def parse_timestamp(text: str) -> tuple[datetime | None, str | None]:
     else. nbgrader's own parse_utc is not used: it reads '10:00 PST' as UTC, '+0100' as 100 s, '11/12/2026' as
     12 November."""
     text = text.strip()
-    collected = _COLLECTED.fullmatch(text)
-    if collected:
-        return datetime.fromisoformat(collected[1]).replace(tzinfo=timezone.utc), None
     try:
+        collected = _COLLECTED.fullmatch(text)
+        if collected:
+            return datetime.fromisoformat(collected[1]).replace(tzinfo=timezone.utc), None
         when = datetime.fromisoformat(text)
-    except ValueError:
+        if _is_date(text):
+            return None, "timestamp_unparseable"  # a day is not a time of day
+        if when.tzinfo is None:
+            return when.replace(tzinfo=timezone.utc), "timestamp_no_offset"
+        return when.astimezone(timezone.utc), None
+    except (ValueError, OverflowError):  # not ISO 8601, month 13, or a year 1 / 9999 moved out of range by its offset
         return None, "timestamp_unparseable"
-    if _is_date(text):
-        return None, "timestamp_unparseable"  # a day is not a time of day
-    if when.tzinfo is None:
-        return when.replace(tzinfo=timezone.utc), "timestamp_no_offset"
-    return when.astimezone(timezone.utc), None
 
 
 def _is_date(text: str) -> bool:
@@ -351,6 +368,32 @@ def with_exercises_restored(handin, release) -> nbformat.NotebookNode:
     return nb
 
 
+def _released_meta(release) -> dict:
+    return {notebooks.nbgrader_meta(c)["grade_id"]: notebooks.nbgrader_meta(c) for c in release.cells if _is_graded(c)}
+
+
+def metadata_changes(handin, release) -> list[str]:
+    """Grade ids of the release's graded cells whose nbgrader metadata the hand-in changed in a way that changes
+    grading (a solution marked as a test, points raised, a test unlocked). nbgrader restores some of these and
+    fails on the others (a solution cell marked graded has no grade cell in the gradebook: MissingEntry)."""
+    given = _released_meta(release)
+    changed = {meta["grade_id"] for meta in map(notebooks.nbgrader_meta, handin.cells)
+               if meta.get("grade_id") in given
+               and any(meta.get(key) != given[meta["grade_id"]].get(key) for key in _GRADING_KEYS)}
+    return sorted(changed)
+
+
+def with_metadata_restored(handin, release) -> nbformat.NotebookNode:
+    """A copy of the hand-in whose graded cells carry the release's nbgrader metadata again."""
+    nb = copy.deepcopy(handin)
+    given = _released_meta(release)
+    for cell in nb.cells:
+        grade_id = notebooks.nbgrader_meta(cell).get("grade_id")
+        if grade_id in given:
+            cell.metadata["nbgrader"] = copy.deepcopy(given[grade_id])
+    return nb
+
+
 def _match_key(cell) -> tuple | None:
     grade_id = notebooks.nbgrader_meta(cell).get("grade_id")
     if grade_id:
@@ -394,7 +437,12 @@ def check_class(course_dir: Path, students: list[str], config=None,
     blocking = [problem for problem in class_problems if problem.action == "blocked"]
     checks = {}
     for student in students:
-        checks[student] = preflight.check_handin(course_dir, student, releases, now)
+        try:
+            checks[student] = preflight.check_handin(course_dir, student, releases, now)
+        except Exception as error:  # one hand-in the checks did not foresee: its student, never the class
+            checks[student] = HandinCheck(student, [Problem(
+                "unreadable", f"the hand-in could not be read ({type(error).__name__}: {_shown(str(error))})",
+                "blocked")], {}, None)
         checks[student].problems += blocking
     return class_problems, checks
 
@@ -409,7 +457,8 @@ def stage_handin(course_dir: Path, check: HandinCheck, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name, path in check.notebooks.items():
         release = notebooks.read(release_notebook(course_dir, name))
-        notebooks.write(with_exercises_restored(notebooks.read(path), release), dest / f"{name}.ipynb")
+        handin = with_metadata_restored(notebooks.read(path), release)
+        notebooks.write(with_exercises_restored(handin, release), dest / f"{name}.ipynb")
     if check.submitted_at is not None:
         (dest / TIMESTAMP).write_text(check.submitted_at.astimezone(timezone.utc).strftime(COLLECTED_FORMAT))
 

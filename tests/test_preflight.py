@@ -168,6 +168,8 @@ def test_json_that_is_not_a_notebook(course, solved, text, why):
     ("zero\u200bwidth", "non-printable"),
     (".hidden", "starts with '.'"),
     ("-rf", "starts with '-'"),
+    ("alice ", "white space"),  # nbgrader strips ids: it would grade the folder of "alice"
+    (" alice", "white space"),
 ])
 def test_bad_ids_block_and_their_folder_is_not_read(course, student, why):
     if "\n" not in student and "\x07" not in student:  # the others' folders cannot be made portably: not needed
@@ -183,6 +185,38 @@ def test_bad_ids_block_and_their_folder_is_not_read(course, student, why):
 def test_the_longest_id_the_gradebook_holds_is_fine(course, solved):
     hand_in(course, "s" * 128, solved)
     assert check_one(course, "s" * 128).problems == []
+
+
+def test_a_handin_that_is_a_file_is_blocked_not_a_crash(course, solved):
+    hand_in(course, "good_neighbour", solved)
+    (course / "submitted" / "file_handin").mkdir()
+    (course / "submitted" / "file_handin" / "section09").write_text("not a folder")
+    _, checks = preflight.check_class(course, ["file_handin", "good_neighbour"], config(course), NOW)
+    assert (only(checks["file_handin"]).kind, only(checks["file_handin"]).action) == ("unreadable", "blocked")
+    assert "is not a folder" in checks["file_handin"].reason()
+    assert checks["good_neighbour"].problems == [], "one odd hand-in never stops the class"
+
+
+def test_graded_cells_with_forged_metadata_are_staged_as_released(course, release, solved, tmp_path):
+    """A solution marked as a test (nbgrader: MissingEntry, the notebook dropped) or a test worth 1000 points."""
+    forged = copy.deepcopy(solved)
+    for cell in forged.cells:
+        meta = notebooks.nbgrader_meta(cell)
+        if meta.get("grade_id") == "rnn_step":
+            meta.update(grade=True, points=5)
+        if meta.get("grade_id") == "test_rnn_step":
+            meta.update(points=1000, locked=False)
+    hand_in(course, "forger", forged)
+    check = check_one(course, "forger")
+    assert (only(check).kind, only(check).action) == ("metadata_changed", "restored")
+    assert "rnn_step, test_rnn_step" in only(check).detail
+    preflight.stage_handin(course, check, tmp_path / "staged")
+    staged = notebooks.read(tmp_path / "staged" / f"{NB01}.ipynb")
+    released = {notebooks.nbgrader_meta(c).get("grade_id"): notebooks.nbgrader_meta(c) for c in release.cells}
+    for cell in staged.cells:
+        grade_id = notebooks.nbgrader_meta(cell).get("grade_id")
+        if grade_id:
+            assert notebooks.nbgrader_meta(cell) == released[grade_id]
 
 
 # ---- timestamps ----------------------------------------------------------------------------------------------------
@@ -219,6 +253,9 @@ def test_accepted_timestamps_and_the_staged_form_nbgrader_reads_back(course, sol
     ("2026-11-20 12:00:00 GMT", "timestamp_unparseable"),  # only nbgrader's own "UTC" is taken by name
     ("2026-11-20T12:00:00", "timestamp_no_offset"),
     ("2026-11-20 12:00:00.000000", "timestamp_no_offset"),
+    ("2026-13-45 00:00:00 UTC", "timestamp_unparseable"),  # month 13 in nbgrader's own form
+    ("0001-01-01T00:00:00+01:00", "timestamp_unparseable"),  # before year 1 in UTC
+    ("9999-12-31T23:59:59-01:00", "timestamp_unparseable"),  # after year 9999 in UTC
 ])
 def test_rejected_timestamps(text, kind):
     assert preflight.parse_timestamp(text)[1] == kind

@@ -90,7 +90,8 @@ CLASS = {
 }
 SHOWN = {"complete_same", "regrade_failed_same", COMMA_ID, "plain_nbgrader"}  # all with full marks
 HIDDEN = {  # student -> (label, a part of the note)
-    "complete_changed": ("stale", "the hand-in changed after it was graded"),
+    "complete_changed": ("stale", "the hand-in, its due date or extension, or the assignment's tests changed "
+                                  "after it was graded"),
     "pending": ("pending", "pending: a grading run started on this hand-in and did not finish"),
     "failed_regrade": ("failed", "not graded: " + REASON.format("failed_regrade")),
     "failed_first": ("failed", "not graded: " + REASON.format("failed_first")),

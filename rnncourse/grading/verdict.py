@@ -105,6 +105,8 @@ def judge(checks: list[Callable], student: Student) -> Verdict:
             return Verdict(False, f"The kernel stopped answering while the hidden tests ran ({lost}).", True)
         except StudentError as error:
             return Verdict(False, f"The hidden tests could not talk to this notebook's code: {error}.")
+        except OSError:  # the grader's own sockets or files failed: not the student's doing, so no verdict at all
+            raise
         except Exception as error:  # data no check foresaw: this notebook's verdict, never the whole run's
             logging.getLogger(__name__).exception("%s could not judge this notebook", check.__name__)
             return Verdict(False, f"The hidden tests could not judge what this notebook's code returned "

@@ -65,7 +65,7 @@ class KernelChannel:
 
     # -- connection -----------------------------------------------------------------------------------------------
     def _open(self) -> None:
-        path = self.socket_dir / f"call-{secrets.token_hex(6)}.sock"
+        path = self.socket_dir / f"c{secrets.token_hex(6)}.sock"  # short: a socket's path is limited to 107 bytes
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(str(path))

@@ -101,7 +101,10 @@ class SandboxedKernelManager(AsyncKernelManager):
                 self.log.warning("Sandbox: kernels start one by one (%s)", problem)
                 _FORKING_FAILED.append(str(problem))
         runs = server.runs if server is not None else settings.run_root or None
-        self.run_dir = Path(tempfile.mkdtemp(prefix=f"rnncourse-sandbox-{os.getpid()}-", dir=runs))
+        # Short inside a fork server's folder: Unix socket paths below it are limited to 107 bytes. Elsewhere the
+        # name carries our pid, so that the folder of a killed grader is swept (rnncourse.staging.sweep).
+        prefix = "k" if server is not None else f"rnncourse-sandbox-{os.getpid()}-"
+        self.run_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=runs))
         ipc, work, home = self.run_dir / "ipc", self.run_dir / "work", self.run_dir / "home"
         ipc.mkdir()
         home.mkdir()
