@@ -21,6 +21,7 @@ locked" when writers collide, so every SQLite transaction of the runner's proces
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import logging
@@ -200,9 +201,8 @@ def _autograde(root: Path, config, db_url: str, student: str, notebook: str, log
     """nbgrader's Autograde app on the staging course at root (one notebook, or "*" for all)."""
     from nbgrader.converters import Autograde
     from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
 
-    staged = Config(config)
+    staged = copy.deepcopy(config)  # Config(config) would share the sections it changes with the course's config
     staged.CourseDirectory.root = str(root)
     staged.CourseDirectory.db_url = db_url
     staged.Autograde.pre_convert_hook = None  # the hand-in was cleaned and checked before it was staged
