@@ -97,7 +97,10 @@ c.Preflight.block = [
     # "unknown_file",  # a file or folder that is not part of the assignment; warned: ignored, not copied for grading
     # "refused_entry",  # a link or special file set aside before grading (rnncourse/handins.py); warned: rest graded
     # "no_notebooks",  # none of the assignment's notebooks handed in; warned: every notebook scores 0
+    # "metadata_changed",  # a graded cell's nbgrader metadata changed (a solution marked as a test, points raised);
+    #                      # warned: the release's metadata restored for grading (nbgrader would drop the notebook)
 ]
+# A hand-in that cannot be read at all ("unreadable": section09 is a file, say) always blocks its student only.
 
 # `nbgrader export` writes nbgrader's grades CSV plus one column per test cell and a notes column (late, not graded,
 # timed out, ...): rnncourse/classreport.py.
