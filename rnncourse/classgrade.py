@@ -343,8 +343,14 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+# Problems the report's own notes already show (refusals, deleted or missing cells, notebooks not submitted).
+_NOTED_BY_THE_REPORT = {"refused_entry", "missing_exercises", "empty_notebook", "no_notebooks"}
+
+
 def _warnings(check: preflight.HandinCheck) -> str:
-    return "; ".join(p.detail for p in check.problems if p.action != "blocked")
+    """The preflight's warnings to keep with a complete grade (export's notes show them)."""
+    return "; ".join(p.detail for p in check.problems
+                     if p.action != "blocked" and p.kind not in _NOTED_BY_THE_REPORT)
 
 
 def _failed(course: _Course, outcome: StudentOutcome, key: str, reason: str, start: float) -> StudentOutcome:

@@ -33,7 +33,7 @@ NB01 = NOTEBOOKS[0]
 DUE = dt.datetime(2026, 11, 20, 17, 0, tzinfo=dt.timezone.utc)
 ON_TIME = DUE - dt.timedelta(hours=5)
 SLOW = "slow"  # sleeps in its first cell: the task that gets killed
-SLOW_SECONDS = 8
+SLOW_SECONDS = 5
 LONG_ID = "x" * 140  # longer than the gradebook's student id column (128)
 GLOB_ID = "stu[1]"
 # student -> what the class's uninterrupted run must show: "graded" or "blocked" (preflight) and the reason's words

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import DUE_DATE
 
 from rnncourse import classgrade, handins, notebooks, pipeline, report, submissions
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, new_course_dir, release_notebook, source_notebook, tool_env
@@ -275,6 +276,7 @@ def graded(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("handins")
     template = new_course_dir(base / "template")
     assert pipeline.generate(template).ok
+    assert pipeline.set_due_date(template, DUE_DATE).ok  # the runner's preflight blocks a late policy without one
     assert SOURCE_ONLY in source_notebook(template, NB01).read_text()
     classes = {}
     for name, grade in PATHS.items():
