@@ -512,8 +512,11 @@ def grade(course_dir: Path, workers: int | None = None, scheduler: str | None = 
                        force).outcomes
 
 
-def stop_on_sigterm() -> None:
-    """The coordinator treats SIGTERM (a `kill`, a job scheduler's stop) like Ctrl-C: stop, clean up, summarise."""
+def stop_on_signals() -> None:
+    """The coordinator stops, cleans up and summarises on Ctrl-C (SIGINT) and on SIGTERM (a `kill`, a job
+    scheduler's stop). SIGINT is set explicitly: a shell starts background jobs with SIGINT ignored, and Python
+    then never turns it into KeyboardInterrupt, so `kill -INT` would do nothing."""
     def _interrupt(signum, frame):
         raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)

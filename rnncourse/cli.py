@@ -74,7 +74,7 @@ def grade_class(course_dir: Path, workers: int | None = None, scheduler: str | N
     """The parallel runner with its summary: how many graded, retried, skipped, and who was not graded and why."""
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers or os.cpu_count()} local workers"
     start = time.monotonic()
-    classgrade.stop_on_sigterm()
+    classgrade.stop_on_signals()
     try:
         run = classgrade.grade_class(course_dir, classgrade.pool_for(course_dir, workers, scheduler),
                                      classgrade.submitted_students(course_dir, students), force=force)

@@ -1,5 +1,6 @@
 """A coordinator process for tests/test_workerpool.py: two workers sleeping in tasks until it is stopped."""
 
+import signal
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pool_tasks  # noqa: E402
 from rnncourse import workerpool  # noqa: E402
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as the runner does: started in the background or not
     folder = sys.argv[1]
     tasks = [workerpool.Task(f"t{i}", pool_tasks.sleep_with_cleanup, (folder, 120)) for i in range(4)]
     try:
