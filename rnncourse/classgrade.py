@@ -262,11 +262,16 @@ def _staged_score(url: str, course_id: str, student: str) -> tuple[float, float,
         return submission.score, submission.max_score, submission.late_submission_penalty or 0.0
 
 
-def _current_key(course: _Course, student: str) -> str | None:
+def _current_keys(course: _Course, students: list[str]) -> dict[str, str | None]:
+    """Each student's hand-in key now, the assignment's definition read once."""
     with course.engine.connect() as connection:
         definition = handinkey.definition_digest(connection, course.course_id)
-        extension = handinkey.extension_of(connection, course.course_id, student)
-    return handinkey.handin_key(handins.handin_folder(course.root, student), definition, extension)
+        return {s: handinkey.current_key(connection, course.course_id, s, handins.handin_folder(course.root, s),
+                                         definition) for s in students}
+
+
+def _current_key(course: _Course, student: str) -> str | None:
+    return _current_keys(course, [student])[student]
 
 
 def grade_student(course_dir: str, student: str, run_id: str, db_url: str | None = None,
@@ -434,7 +439,7 @@ def grade_class(course_dir: Path, pool, students: list[str] | None = None, db_ur
     table = preflight.format_table(class_problems, checks)
     if table:
         say(table)
-    keys = {s: _current_key(course, s) for s in students if preflight_holdable(s)}
+    keys = _current_keys(course, [s for s in students if preflight_holdable(s)])
     to_grade, up_to_date = _mark(course, run_id, checks, force, keys)
     outcomes = [StudentOutcome(s, "blocked", problems=[checks[s].reason()]) for s in students if checks[s].blocked]
     outcomes += [StudentOutcome(s, "up to date") for s in up_to_date]

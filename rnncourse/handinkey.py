@@ -76,6 +76,13 @@ def extension_of(connection, course_id: str, student: str, assignment: str = ASS
                SubmittedAssignment.student_id == student)).scalar()
 
 
+def current_key(connection, course_id: str, student: str, folder: Path, definition: str | None = None) -> str | None:
+    """The key of the student's hand-in in `folder` now; pass `definition` (definition_digest) when keying many
+    students, so the assignment's cells are read once."""
+    definition = definition_digest(connection, course_id) if definition is None else definition
+    return handin_key(folder, definition, extension_of(connection, course_id, student))
+
+
 def handin_key(folder: Path, definition: str, extension=None) -> str | None:
     """The key of one student's hand-in under the assignment's definition digest; None when nothing is handed in."""
     files = handin_digest(folder)

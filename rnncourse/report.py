@@ -67,8 +67,8 @@ def standings(course_dir: Path) -> dict[str, Standing]:
             definition = handinkey.definition_digest(connection, course, ASSIGNMENT) if statuses else ""
 
             def current_key(student: str) -> str | None:
-                extension = handinkey.extension_of(connection, course, student, ASSIGNMENT)
-                return handinkey.handin_key(submitted_dir(course_dir, student), definition, extension)
+                return handinkey.current_key(connection, course, student, submitted_dir(course_dir, student),
+                                             definition)
 
             students = set(statuses) | set(handins.handin_students(course_dir))
             return {student: gradestatus.standing(statuses.get(student),
