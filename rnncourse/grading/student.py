@@ -116,7 +116,7 @@ class Student:
     @contextlib.contextmanager
     def calling(self, **options):
         """Options for the calls made inside: ``seed`` (the kernel's CPU generator seeded for each call, then
-        restored), ``no_grad``, ``backward_args`` (see rnncourse.kernels.callee)."""
+        restored), ``no_grad``, ``inference_mode``, ``backward_args`` (see rnncourse.kernels.callee)."""
         saved = self._options
         self._options = dict(saved, **options)
         try:

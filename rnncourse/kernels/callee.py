@@ -19,7 +19,7 @@ Requests (dicts) and what they answer:
 * ``{"op": "end"}``: the session is over.
 
 A call may also ask for ``"seed"`` (the kernel's CPU generator seeded for the call, then restored), ``"no_grad"``,
-and ``"backward_args"`` (after the call, backpropagate through the arguments' graphs and say whether that worked:
+``"inference_mode"`` (autograd cannot record at all: a hand-written backward pass must not lean on it), and ``"backward_args"`` (after the call, backpropagate through the arguments' graphs and say whether that worked:
 whether the student's code left the caller's graph intact).
 
 While a call runs, a stand-in sends ``{"callback": name, "args": [...]}`` and waits for ``{"result": ...}`` or
@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import signal
 import socket
+import tempfile
 import threading
 import types
 import warnings
@@ -57,7 +59,34 @@ def describe_module(module) -> dict:
             "heads": [m for m in module.modules() if isinstance(m, torch.nn.Linear)]}
 
 
-HELPERS = {"make_probe": recorders.make_probe, "recordings": recorders.recordings, "describe": describe_module}
+def scratch_path(name: str) -> str:
+    """A path for a file named `name` in a fresh folder of the kernel's own temporary space (checkpoint checks)."""
+    return os.path.join(tempfile.mkdtemp(prefix="rnncourse-check-"), os.path.basename(str(name)) or "file")
+
+
+def read_bytes(path: str) -> torch.Tensor:
+    """A file's bytes as a uint8 tensor (data the wire carries), for the grader to read with its own safe loader."""
+    with open(str(path), "rb") as f:
+        return torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).clone()
+
+
+def write_bytes(path: str, data: torch.Tensor) -> str:
+    """Write a uint8 tensor's bytes to a file (a checkpoint the grader made); returns the path."""
+    with open(str(path), "wb") as f:
+        f.write(data.to(torch.uint8).numpy().tobytes())
+    return str(path)
+
+
+def state_dict_of(module) -> dict:
+    """A module's state_dict as {name: tensor}, detached copies on their own device."""
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"a {type(module).__name__} is not an nn.Module")
+    return {str(k): v.detach().clone() for k, v in module.state_dict().items()}
+
+
+HELPERS = {"make_probe": recorders.make_probe, "recordings": recorders.recordings, "describe": describe_module,
+           "scratch_path": scratch_path, "read_bytes": read_bytes, "write_bytes": write_bytes,
+           "state_dict": state_dict_of}
 
 
 class _CallTimedOut(BaseException):
@@ -162,11 +191,13 @@ class Callee:
         args = self.decode(request.get("args", {"$list": []}))
         kwargs = self.decode(request.get("kwargs", {"$dict": []}))
         seed, no_grad = request.get("seed"), bool(request.get("no_grad"))
+        inference = bool(request.get("inference_mode"))
 
         def call():
             if isinstance(seed, int):
                 torch.default_generator.manual_seed(seed)
-            with torch.no_grad() if no_grad else contextlib.nullcontext():
+            grad_mode = torch.inference_mode() if inference else torch.no_grad() if no_grad else None
+            with grad_mode or contextlib.nullcontext():
                 return fn(*args, **kwargs)
         with self._stand_ins(list(request.get("proxies", []))):
             answer = self._guarded(call, float(request.get("limit", 10.0)))

@@ -1,0 +1,56 @@
+"""Run a source notebook's code in this process and hand its namespace to a test, for tests of what its demos show.
+
+Test cells (visible and hidden parts) are skipped: a demo test asserts what a figure or table is built from, not the
+grading. Figures go to matplotlib's Agg backend and are closed.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+
+import matplotlib
+
+from rnncourse import notebooks
+from rnncourse.course import repo_root, source_notebook
+
+matplotlib.use("Agg")
+
+
+@contextmanager
+def _environment(autograde: bool):
+    saved = os.environ.get("NBGRADER_EXECUTION")
+    if autograde:
+        os.environ["NBGRADER_EXECUTION"] = "autograde"
+    else:
+        os.environ.pop("NBGRADER_EXECUTION", None)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("NBGRADER_EXECUTION", None)
+        else:
+            os.environ["NBGRADER_EXECUTION"] = saved
+
+
+def run_source_notebook(notebook: str, until: str | None = None, autograde: bool = True) -> dict:
+    """The namespace after running `notebook`'s code cells (solutions in, test cells out) in order, stopping after
+    the first cell whose source contains `until` (all cells when None). With `autograde`, the notebook's training
+    demos run shortened, as under nbgrader autograde."""
+    import matplotlib.pyplot as plt
+
+    source = notebooks.read(source_notebook(repo_root(), notebook))
+    namespace: dict = {}
+    with _environment(autograde), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for cell in source.cells:
+            if cell.cell_type != "code" or notebooks.nbgrader_meta(cell).get("grade"):
+                continue
+            exec(compile(cell.source, f"<{notebook}>", "exec"), namespace)
+            plt.close("all")
+            if until is not None and until in cell.source:
+                return namespace
+    if until is not None:
+        raise LookupError(f"no code cell of {notebook} contains {until!r}")
+    return namespace
