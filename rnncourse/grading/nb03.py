@@ -17,6 +17,7 @@ never sees ahead: it is causal by construction.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -701,3 +702,215 @@ def _ask_quietly(model, name: str, *args) -> None:
         model.method(name, *args)
     except (StudentRaised, StudentTimedOut, ProtocolBroken):
         pass
+
+
+# -- forecast ---------------------------------------------------------------------------------------------------
+# forecast is graded on its own: its cases use models the student's SequencePredictor builds (every cell type, one
+# and two layers) when that class computes what its PyTorch modules compute; otherwise (the class is missing, broken
+# or wrong) a case uses a stand-in with the same interface, a recording probe (rnncourse.kernels.recorders), so a
+# wrong SequencePredictor does not cost forecast's points. The expected forecast is computed here, by a twin of the
+# model rebuilt from its modules (or an identical probe), in float64. Two cases always use a probe, whose recordings
+# show how forecast used the model: whether it re-read the history, carried the state and fed its predictions back.
+FORECAST_CASES = [  # (label, cell, D, H, num_layers, B, T0, steps, model in training mode)
+    ("cell='lstm', D=2, H=5, a model in training mode", "lstm", 2, 5, 1, 3, 6, 8, True),
+    ("cell='gru' with num_layers=2, a model in eval mode", "gru", 1, 4, 2, 2, 9, 6, False),
+    ("cell='rnn', D=3, H=6, a model in training mode", "rnn", 3, 6, 1, 2, 4, 9, True),
+    ("cell='lstm' with num_layers=2, a one-step context, eval mode", "lstm", 2, 3, 2, 2, 1, 5, False),
+    ("cell='gru', a single step to forecast", "gru", 2, 4, 1, 3, 5, 1, True),
+]
+FORECAST_PROBE_CASES = [  # (label, cell, D, H, B, T0, steps, training): forecast watched through a recording model
+    ("a recording GRU model", "gru", 2, 4, 2, 6, 10, True),
+    ("a recording LSTM model in eval mode", "lstm", 1, 3, 3, 5, 12, False),
+]
+
+
+class _Twin:
+    """The student's model rebuilt here from its PyTorch modules (float64, CPU), called like a SequencePredictor:
+    twin(x, state) -> (y, state), with a state of its own layout (one per recurrent module)."""
+
+    def __init__(self, units, head):
+        self.units = [copy.deepcopy(u).double().cpu() for u in units]
+        self.head = copy.deepcopy(head).double().cpu()
+
+    def __call__(self, x, state=None):
+        out = x.detach().double().cpu()
+        states, new = (list(state) if state is not None else [None] * len(self.units)), []
+        with torch.no_grad():
+            for unit, s in zip(self.units, states):
+                if isinstance(unit, nn.RNNBase):
+                    out, s = unit(out if unit.batch_first else out.transpose(0, 1), s)
+                    out = out if unit.batch_first else out.transpose(0, 1)
+                else:
+                    steps = []
+                    for t in range(out.shape[1]):
+                        s = unit(out[:, t], s)
+                        steps.append(s[0] if isinstance(s, tuple) else s)
+                    out = torch.stack(steps, 1)
+                new.append(s)
+            return self.head(out), new
+
+
+class _ProbeTwin:
+    """An identical probe (rnncourse.kernels.recorders) in float64 on the CPU, called like the model."""
+
+    def __init__(self, cell, D, H, seed):
+        self.probe = make_probe(cell, D, H, D, seed, torch.float64, "cpu")[0]
+
+    def __call__(self, x, state=None):
+        with torch.no_grad():
+            return self.probe(x.detach().double().cpu(), state)
+
+
+def reference_forecast(model, context, steps, feed=None, carry=True):
+    """What forecast returns, for any model called as model(x, state) -> (y, state). `feed` and `carry` make the
+    known mistakes: feed(k, prediction) is the input of step k; carry=False restarts every step from zeros."""
+    with torch.no_grad():
+        y, state = model(context)
+        prediction = y[:, -1:]
+        predictions = [prediction]
+        for k in range(steps - 1):
+            x = prediction if feed is None else feed(k, prediction)
+            prediction, new_state = model(x, state if carry else None)
+            state = new_state
+            predictions.append(prediction)
+        return torch.cat(predictions, 1)
+
+
+def _forecast_mistakes(twin, context, steps):
+    """(description, output) for the plausible mistakes, for Checker.expect_tensor."""
+    c = context.double().cpu()
+    return [
+        ("the last observed value is fed back at every step instead of the model's own previous prediction: after "
+         "the context, each input is the prediction just made",
+         lambda: reference_forecast(twin, c, steps, feed=lambda k, p: c[:, -1:])),
+        ("the one-step predictions over the context are returned (the model reads observed values, never its own "
+         "predictions); a forecast continues past the context, feeding each prediction back",
+         lambda: twin(c)[0][:, c.shape[1] - steps:] if steps <= c.shape[1] else _impossible()),
+        ("the state is reset to zero before each new step: carry the state the model returned",
+         lambda: reference_forecast(twin, c, steps, carry=False)),
+        ("the predictions start one step too early: the first one is the output at the second-to-last context "
+         "step; read the whole context, the first prediction is the output at its last step",
+         lambda: reference_forecast(twin, c[:, :-1], steps)),
+        ("the predictions start one step too late: the first prediction is the output at the last context step "
+         "itself, before anything is fed back",
+         lambda: reference_forecast(twin, c, steps + 1)[:, 1:]),
+    ]
+
+
+def _impossible():
+    raise ValueError("a mistake these shapes cannot show")
+
+
+def _student_forecast_model(check: Checker, case: dict, seed: int):
+    """A model built by the student's SequencePredictor for this case, with its twin; None when the class is missing,
+    cannot build it, or builds a model that does not compute what its own modules compute (state carried included)."""
+    if "SequencePredictor" not in check.student or not check.student.lookup("SequencePredictor").get("callable"):
+        return None
+    predictor_class = check.student["SequencePredictor"]
+    D, L, B, T0 = case["D"], case["L"], case["B"], case["T0"]
+    try:
+        with check.student.calling(seed=3600 + seed):
+            model = predictor_class(D, case["H"], D, num_layers=L, cell=case["cell"])
+        model = model.method("to", case["dtype"]).method("to", case["device"])
+        described = check.student.helper("describe", model)
+        units, heads = described["units"], described["heads"]
+        if described["other_units"] or not units or len(heads) != 1:
+            return None
+        twin = _Twin(units, heads[0])
+        z = randn(seeded(3700 + seed), B, T0 + 2, D).to(dtype=case["dtype"], device=case["device"])
+        with check.student.calling(no_grad=True):
+            y_all = model(z)[0]
+            y_first, state = model(z[:, :T0])
+            y_next = model(z[:, T0:T0 + 1], state)[0]
+        want = twin(z)[0]
+        joined = torch.cat([y_first, y_next], 1)
+        if close(y_all, want) and close(joined, want[:, :T0 + 1]):
+            return model, twin
+    except (StudentRaised, StudentTimedOut, ProtocolBroken, TypeError, ValueError, IndexError, KeyError,
+            AttributeError, RuntimeError):
+        pass
+    return None
+
+
+def check_forecast(namespace: dict) -> None:
+    check = Checker("forecast", namespace)
+    forecast = check.student_function()
+    cases = [dict(zip(("label", "cell", "D", "H", "L", "B", "T0", "steps", "training"), row),
+                  dtype=torch.float64, device="cpu", probe=False) for row in FORECAST_CASES]
+    cases.append(dict(cases[0], label=cases[0]["label"] + ", float32", dtype=torch.float32))
+    cases += [dict(cases[0], label=cases[0]["label"] + f", on {d}", device=d) for d in extra_devices()]
+    cases += [dict(zip(("label", "cell", "D", "H", "B", "T0", "steps", "training"), row), L=1,
+                   dtype=torch.float64, device="cpu", probe=True) for row in FORECAST_PROBE_CASES]
+    for seed, case in enumerate(cases):
+        label = case["label"]
+        built = None if case["probe"] else _student_forecast_model(check, case, seed)
+        if built is None and not case["probe"]:
+            label += " (on a stand-in model: SequencePredictor could not build this one correctly)"
+        with check.case(label):
+            _check_forecast_case(check, forecast, case, seed, label, built)
+    check.finish()
+
+
+def _check_forecast_case(check: Checker, forecast, case: dict, seed: int, label: str, built) -> None:
+    D, B, T0, steps = case["D"], case["B"], case["T0"], case["steps"]
+    dtype, device = case["dtype"], case["device"]
+    if built is not None:
+        model, twin = built
+    else:
+        probe_seed = 3800 + seed
+        model, optimizer = check.student.helper("make_probe", case["cell"], D, case["H"], D, probe_seed, dtype,
+                                                device)
+        twin = _ProbeTwin(case["cell"], D, case["H"], probe_seed)
+    check.call(_method(model, "train"), case["training"], label=label)
+    context = randn(seeded(3900 + seed), B, T0, D).to(dtype=dtype, device=device)
+    before = context.clone()
+    result = check.call(forecast, model, context, steps, label=label)
+    check.expect_unchanged([before], [context], ["context"], label)
+    training = check.student.helper("describe", model)["training"]
+    if training != case["training"]:
+        found, left = ("training", "eval") if case["training"] else ("eval", "training")
+        check.fail(f"forecast left the model in {left} mode, but it was in {found} mode: if you switch to "
+                   f"model.eval() for the forecast, restore the mode afterwards (was_training = model.training "
+                   f"... model.train(was_training)).", label)
+    if isinstance(result, torch.Tensor) and (result.requires_grad or result.grad_fn is not None):
+        check.fail("The predictions require grad: forecast is inference, run the model under torch.no_grad() "
+                   "(autograd would otherwise keep the graph of every step).", label)
+    want = reference_forecast(twin, context, steps)
+    check.expect_tensor(result, want.to(dtype=dtype, device=device), "predictions", label,
+                        mistakes=_forecast_mistakes(twin, context, steps),
+                        shape_hint="It is (B, steps, D): one prediction per future step, the first being the "
+                                   "output at the last context step.")
+    if case["probe"]:
+        recorded = check.student.helper("recordings", model, optimizer)
+        _check_forecast_calls(check, recorded.get("calls"), T0, steps, label)
+
+
+def _check_forecast_calls(check: Checker, calls, T0: int, steps: int, label: str) -> None:
+    """How forecast used the probe: the time steps it ran, the state it passed on, the inputs it fed."""
+    if not (isinstance(calls, list) and calls and all(_is_call_record(c) for c in calls)):
+        check.fail("The model's recordings came back malformed: forecast must call the model it is given, as "
+                   "model(x, state).", label)
+        return
+    seen = sum(c["x"].shape[1] for c in calls)
+    if seen > 2 * (T0 + steps):
+        check.fail("forecast re-reads the history: it ran the model over far more time steps than the context plus "
+                   "one step per prediction. Read the context once, then call the model on one step at a time, "
+                   "x of shape (B, 1, D), with the state it returned: the state carries the history, so each "
+                   "prediction costs one step (O(steps), not O(steps²)).", label)
+        return
+    for previous, call in zip(calls, calls[1:]):
+        entering = call["state"]
+        if entering is None or not any(t.any() for t in entering):
+            check.fail("After the context, forecast starts a step from the zero state: pass the state the model "
+                       "returned for the previous step (it holds everything read so far).", label)
+            return
+        if len(entering) != len(previous["state_out"]) or not all(
+                close(t, w) for t, w in zip(entering, previous["state_out"])):
+            check.fail("Each call of the model should continue from the state the previous call returned.", label)
+            return
+    inputs = torch.cat([c["x"] for c in calls], 1)
+    outputs = torch.cat([c["y"] for c in calls], 1)
+    fed = inputs[:, T0:]
+    if fed.shape[1] and not close(fed, outputs[:, T0 - 1:T0 - 1 + fed.shape[1]]):
+        check.fail("After the context, the model must be fed its own previous prediction (the output of the step "
+                   "before, shape (B, 1, D)), not observed values.", label)

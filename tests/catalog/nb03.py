@@ -13,6 +13,7 @@ NOTEBOOK = "03_pytorch_walkthrough"
 
 DETACH = "detach_state(state)"
 CLIP = "clip_grad_norm(parameters, max_norm)"
+FORECAST = "forecast(model, context, steps)"
 TBPTT = "train_tbptt(model, inputs, targets, chunk_len, optimizer, loss_fn, max_grad_norm=None, carry_state=True)"
 
 # -- SequencePredictor: one template, one piece replaced per entry ------------------------------------------------
@@ -113,6 +114,23 @@ history = fit(predictor, {loader}, optimizer, epochs={epochs}, chunk_len=32, max
 
 def _train(hidden=32, layers=1, cell="lstm", lr=0.01, epochs=20, loader="train_loader") -> str:
     return _TRAIN.format(hidden=hidden, layers=layers, cell=cell, lr=lr, epochs=epochs, loader=loader)
+
+
+# -- forecast: the source notebook's solution with one piece changed per entry -------------------------------------
+def _forecast(context="context", first="prediction = y[:, -1:]", feed="prediction", state="state", no_grad=True,
+              restore="model.train(was_training)", stack="torch.cat(predictions, dim=1)") -> str:
+    loop = f"""y, state = model({context})
+{first}
+predictions = [prediction]
+for _ in range(steps - 1):
+    prediction, state = model({feed}, {state})
+    predictions.append(prediction)"""
+    body = ("with torch.no_grad():\n" + _indent(loop, 4)) if no_grad else loop
+    return _fn(FORECAST, f"""was_training = model.training
+model.eval()
+{body}
+{restore}
+return {stack}""")
 
 
 _ENTRIES = [
@@ -395,6 +413,69 @@ for start in range(0, inputs.shape[1], chunk_len):
     optimizer.zero_grad()
     losses.append(loss.item())
 return losses""")),
+
+    # ---- forecast ---------------------------------------------------------------------------------------------
+    Entry("forecast_rereads_history", "forecast", WRONG, _fn(FORECAST, """
+was_training = model.training
+model.eval()
+with torch.no_grad():
+    history, predictions = context, []
+    for _ in range(steps):
+        y, _ = model(history)
+        predictions.append(y[:, -1:])
+        history = torch.cat([history, y[:, -1:]], dim=1)
+model.train(was_training)
+return torch.cat(predictions, dim=1)"""), "re-reads the history"),
+    Entry("forecast_feeds_last_observed", "forecast", WRONG, _forecast(feed="context[:, -1:]"),
+          "last observed value is fed back"),
+    Entry("forecast_teacher_forced", "forecast", WRONG, _fn(FORECAST, """
+with torch.no_grad():
+    y, _ = model(context)
+return y[:, -steps:]"""), "one-step predictions over the context"),
+    Entry("forecast_one_step_late", "forecast", WRONG, _forecast(first="prediction, state = model(y[:, -1:], state)"),
+          "one step too late"),
+    Entry("forecast_one_step_early", "forecast", WRONG, _forecast(context="context[:, :-1]"), "one step too early"),
+    Entry("forecast_resets_state", "forecast", WRONG, _forecast(state="None"), "reset to zero"),
+    Entry("forecast_tracks_gradients", "forecast", WRONG, _forecast(no_grad=False), "require grad"),
+    Entry("forecast_leaves_eval_mode", "forecast", WRONG, _forecast(restore="pass"), "left the model in eval mode"),
+    Entry("forecast_always_back_to_train", "forecast", WRONG, _forecast(restore="model.train()"),
+          "left the model in training mode"),
+    Entry("forecast_drops_feature_axis", "forecast", WRONG, _forecast(stack="torch.cat(predictions, dim=1)[..., 0]"),
+          "shape"),
+    Entry("forecast_valid_context_step_by_step", "forecast", VALID, _fn(FORECAST, """
+was_training = model.training
+model.eval()
+with torch.no_grad():
+    state = None
+    for t in range(context.shape[1]):
+        y, state = model(context[:, t:t + 1], state)
+    predictions = [y]
+    for _ in range(steps - 1):
+        y, state = model(y, state)
+        predictions.append(y)
+model.train(was_training)
+return torch.cat(predictions, dim=1)""")),
+    Entry("forecast_valid_inference_mode_preallocated", "forecast", VALID, """@torch.inference_mode()
+def forecast(model, context, steps):
+    mode = model.training
+    model.train(False)
+    predictions = context.new_empty(context.shape[0], steps, context.shape[2])
+    y, state = model(context)
+    predictions[:, 0] = y[:, -1]
+    for k in range(1, steps):
+        y, state = model(predictions[:, k - 1:k], state)
+        predictions[:, k] = y[:, 0]
+    model.train(mode)
+    return predictions
+"""),
+    Entry("forecast_valid_no_mode_switch_last_value_first", "forecast", VALID, _fn(FORECAST, """
+with torch.no_grad():
+    state = model(context[:, :-1])[1] if context.shape[1] > 1 else None
+    x, predictions = context[:, -1:], []
+    for _ in range(steps):
+        x, state = model(x, state)
+        predictions.append(x)
+    return torch.cat(predictions, dim=1)""")),
 
     # ---- the trained predictor --------------------------------------------------------------------------------
     Entry("predictor_untrained", "predictor", WRONG,
