@@ -1,0 +1,96 @@
+"""What notebook 03's ungraded lessons show: where truncated gradients reach, contiguous streams, and the prose
+numbers they rest on.
+
+The solution notebook runs once (shortened demos, as under autograde; the trained `predictor` is the graded one, so
+it is trained in full); the tests assert what each figure is built from, only what is deterministic on a CPU.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from notebook_run import run_source_notebook
+
+from rnncourse import notebooks
+from rnncourse.course import repo_root, source_notebook
+
+NB03 = "03_pytorch_walkthrough"
+
+
+@pytest.fixture(scope="module")
+def ns():
+    torch.set_num_threads(1)
+    return run_source_notebook(NB03, until="def loss_input_gradients", autograde=True)
+
+
+@pytest.fixture(scope="module")
+def markdown():
+    source = notebooks.read(source_notebook(repo_root(), NB03))
+    return {cell.get("id"): cell.source for cell in source.cells if cell.cell_type == "markdown"}
+
+
+# --- r2rt's point: where truncated gradients reach ---------------------------------------------------------------
+
+def _support_of_truncation(window: int, k: int) -> torch.Tensor:
+    # reach[j, i]: input i lies in loss j's chunk, at or before j (j - i <= j mod k).
+    j = torch.arange(window)[:, None]
+    i = torch.arange(window)[None, :]
+    return (i <= j) & (i >= (j // k) * k)
+
+
+def test_truncated_gradients_reach_back_j_mod_k_steps_and_full_bptt_reaches_everything(ns):
+    window, k = ns["REACH_WINDOW"], ns["REACH_CHUNK"]
+    grads = list(ns["reach"].values())
+    assert len(grads) == 3
+    full, carried, zero = grads
+    causal = torch.tril(torch.ones(window, window, dtype=torch.bool))
+    inside = _support_of_truncation(window, k)
+    for gradients in grads:
+        assert gradients.shape == (window, window)
+        assert (gradients[~causal] == 0).all(), "a loss cannot depend on later inputs"
+    for gradients in (carried, zero):
+        assert (gradients[~inside] == 0).all(), "truncation: exactly zero before the chunk start"
+        assert (gradients[inside] > 0).all(), "truncation: nonzero from the chunk start to j"
+    assert (full[causal] > 0).all(), "full BPTT reaches every earlier input of the window"
+    assert (full[causal & ~inside] > 0).any()
+    # Carrying the state keeps the forward pass: inside the chunks its gradients are the full ones; a reset is not.
+    torch.testing.assert_close(carried[inside], full[inside], rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(zero[inside], full[inside], rtol=1e-3, atol=1e-5)
+
+
+def test_loss_input_gradients_on_another_model_and_a_ragged_last_chunk(ns):
+    torch.manual_seed(0)
+    model = ns["SequencePredictor"](2, 5, 2, cell="gru").double()
+    inputs, targets = torch.randn(1, 17, 2, dtype=torch.float64), torch.randn(1, 17, 2, dtype=torch.float64)
+    past = torch.randn(1, 3, 2, dtype=torch.float64)
+    gradients = ns["loss_input_gradients"](model, inputs, targets, 5, True, past)
+    inside = _support_of_truncation(17, 5)
+    assert (gradients[~inside] == 0).all() and (gradients[inside] > 0).all()
+    full = ns["loss_input_gradients"](model, inputs, targets, past=past)
+    assert (full[torch.tril(torch.ones(17, 17, dtype=torch.bool))] > 0).all()
+    # The full matrix is autograd's Jacobian of the per-step losses (after the past, which the window's state saw).
+    jacobian = torch.autograd.functional.jacobian(
+        lambda x: (model(torch.cat([past, x], dim=1))[0][:, 3:] - targets).abs().sum(dim=-1).view(17), inputs)
+    torch.testing.assert_close(full, jacobian.abs().sum(dim=-1).view(17, 17))
+
+
+# --- streaming contiguous data, prose -----------------------------------------------------------------------------
+
+def test_batchify_cuts_the_series_into_contiguous_streams(ns):
+    series = torch.arange(103.0)
+    streams = ns["batchify"](series, 4)
+    assert streams.shape == (4, 25)
+    for b in range(4):
+        assert torch.equal(streams[b], series[25 * b:25 * (b + 1)])
+
+
+def test_prose_numbers(ns, markdown):
+    # The reset model's cap for chunks of 5 on the echo task.
+    assert round(ns["best_ce_with_reset"](5), 2) == 0.60
+    assert "about 0.60" in markdown["nb03-26"] and "0.61" not in markdown["nb03-26"]
+    # AR(8) is least-squares optimal on the training data only.
+    assert "the best any" not in markdown["nb03-19"] and "training data" in markdown["nb03-19"]
+    # The student time, on the line under the title.
+    assert markdown["nb03-01"].split("\n")[2].startswith("*Estimated time: about")
+    # Shuffled windows: the carried state stays inside a window; batchify is how to stream instead.
+    assert "batchify" in markdown["nb03-stream-intro"] and "shuffles" in markdown["nb03-stream-intro"]
