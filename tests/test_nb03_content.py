@@ -91,6 +91,7 @@ def test_prose_numbers(ns, markdown):
     # AR(8) is least-squares optimal on the training data only.
     assert "the best any" not in markdown["nb03-19"] and "training data" in markdown["nb03-19"]
     # The student time, on the line under the title.
-    assert markdown["nb03-01"].split("\n")[2].startswith("*Estimated time: about")
+    assert markdown["nb03-01"].split("\n")[2].startswith("**Estimated time: about")
+    assert markdown["nb03-01"].count("Estimated time") == 1
     # Shuffled windows: the carried state stays inside a window; batchify is how to stream instead.
     assert "batchify" in markdown["nb03-stream-intro"] and "shuffles" in markdown["nb03-stream-intro"]
