@@ -3,9 +3,10 @@
     from rnncourse.grading.nb01 import check_rnn_step
     check_rnn_step(globals())
 
-References are PyTorch's own modules (nn.RNNCell, nn.RNN, pack_padded_sequence, nn.Embedding) in float64. Each
-function is graded on its own: while a function runs, the earlier graded functions it may call are replaced by
-references, so one wrong function costs only its own points.
+References are PyTorch's own modules (nn.RNNCell, nn.RNN, pack_padded_sequence, nn.Embedding) in float64; the
+gradients of rnn_backward come from autograd through nn.RNN. Each function is graded on its own: while a function
+runs, the earlier graded functions it may call are replaced by references, so one wrong function costs only its own
+points.
 """
 
 from __future__ import annotations
@@ -166,6 +167,143 @@ def substituted_dependencies(fn):
     """Earlier graded functions that `fn` may call are replaced by references while it is graded."""
     names = [n for n in _REFERENCES if n != getattr(fn, "__name__", None)]
     return substituted(fn, **{n: _REFERENCES[n] for n in names})
+
+
+# -- rnn_backward -------------------------------------------------------------------------------------------------
+def reference_rnn_backward(xs, h0, W, b, dhs):
+    """(dxs, dh0, dW, db) of L = sum_t <dhs[t], hs[t]> by autograd through nn.RNN, in float64 on the CPU."""
+    xs, h0, W, b, dhs = to([xs, h0, W, b, dhs], torch.float64, "cpu")
+    module = reference_rnn_module(W, b)
+    xs, h0 = xs.detach().clone().requires_grad_(), h0.detach().clone().requires_grad_()
+    with torch.enable_grad():
+        hs, _ = module(xs, h0.unsqueeze(0))
+        dxs, dh0, dW_hh, dW_ih, db = torch.autograd.grad(
+            (hs * dhs).sum(), [xs, h0, module.weight_hh_l0, module.weight_ih_l0, module.bias_ih_l0])
+    return dxs, dh0, torch.cat([dW_hh, dW_ih], dim=1), db
+
+
+def _bptt_by_hand(xs, h0, W, b, dhs, *, sign=1.0, tanh_grad="h_t", blocks="hx", forward_blocks="hx", carry=True,
+                  last_only=False, dW_state="h_prev", accumulate=True, dh0="carried"):
+    """BPTT written out, with switches that reproduce the known mistakes (float64, CPU). Used only to name the
+    mistake a wrong answer matches; the expected values come from reference_rnn_backward."""
+    xs, h0, W, b, dhs = to([xs, h0, W, b, dhs], torch.float64, "cpu")
+    H, D = W.shape[0], xs.shape[2]
+    hx = lambda h, x, order: torch.cat([h, x] if order == "hx" else [x, h], dim=1)
+    states = [h0]
+    for x_t in xs:
+        states.append(torch.tanh(hx(states[-1], x_t, forward_blocks) @ W.T + b))
+    if last_only:
+        dhs = torch.cat([torch.zeros_like(dhs[:-1]), dhs[-1:]])
+    dxs, dW, db = torch.zeros_like(xs), torch.zeros_like(W), torch.zeros_like(b)
+    carried, dh_first = torch.zeros_like(h0), torch.zeros_like(h0)
+    for t in reversed(range(xs.shape[0])):
+        h_prev, h_t = states[t], states[t + 1]
+        dh = dhs[t] + carried if carry else dhs[t]
+        derivative = {"h_t": 1 - h_t ** 2, "h_prev": 1 - h_prev ** 2, "none": torch.ones_like(h_t)}[tanh_grad]
+        da = dh * derivative
+        step_dW = da.T @ hx(h_prev if dW_state == "h_prev" else h_t, xs[t], blocks)
+        dW, db = (dW + step_dW, db + da.sum(0)) if accumulate else (step_dW, da.sum(0))
+        d_in = da @ W
+        dxs[t], carried = (d_in[:, H:], d_in[:, :H]) if blocks == "hx" else (d_in[:, :D], d_in[:, D:])
+        dh_first = dh
+    dh0_value = {"carried": carried, "zero": torch.zeros_like(h0), "hs0": dh_first}[dh0]
+    return tuple(sign * g for g in (dxs, dh0_value, dW, db))
+
+
+# (description, switches of _bptt_by_hand): each a mistake students make, named when a wrong answer matches it.
+BACKWARD_MISTAKES = [
+    ("every gradient has the wrong sign: look for a minus that should not be there (the derivative of tanh is "
+     "+(1 - h_t**2))", dict(sign=-1.0)),
+    ("the tanh derivative is missing: the gradient must be multiplied by tanh'(a_t) = 1 - h_t**2 on its way "
+     "back through each step", dict(tanh_grad="none")),
+    ("the tanh derivative uses the previous state h_{t-1}; it is 1 - h_t**2, with h_t = tanh(a_t) the state that "
+     "this step produced", dict(tanh_grad="h_prev")),
+    ("W's two blocks are swapped: W acts on [h_{t-1}, x_t], so its first H columns belong to h_{t-1} and its last "
+     "D columns to x_t", dict(blocks="xh")),
+    ("W's two blocks are swapped (in the forward pass too): W acts on [h_{t-1}, x_t], hidden state first",
+     dict(blocks="xh", forward_blocks="xh")),
+    ("only the last step's gradient dhs[-1] is used: every dhs[t] adds to the gradient of hs[t]",
+     dict(last_only=True)),
+    ("the gradient is not carried back through time: the gradient of hs[t] is dhs[t] plus what flows back from "
+     "step t + 1 through W_hh", dict(carry=False)),
+    ("dW is computed from h_t instead of h_{t-1}: step t multiplies W by [h_{t-1}, x_t], so its share of dW is "
+     "da_t^T [h_{t-1}, x_t]", dict(dW_state="h_t")),
+    ("dW and db hold only one step's share: W and b are used at every step, so their gradients are summed over all "
+     "time steps (+=)", dict(accumulate=False)),
+    ("dh0 is zero: h0 feeds the first step, so dh0 is the gradient that flows back out of it",
+     dict(dh0="zero")),
+    ("dh0 is the gradient of hs[0], the state after the first step; pass it back through the first step (tanh "
+     "derivative, then W's hidden block) to reach h0", dict(dh0="hs0")),
+]
+
+BACKWARD_SHAPES = [  # (label, T, B, D, H)
+    ("T=7, B=3, D=4, H=5", 7, 3, 4, 5),
+    ("a single time step (T=1)", 1, 2, 3, 4),
+    ("a batch of one (B=1), T=12", 12, 1, 2, 3),
+    ("D = H = 4, T=20", 20, 2, 4, 4),
+    ("D=6 > H=2, T=9", 9, 3, 6, 2),
+    ("a long sequence: T=50, B=4, D=3, H=8", 50, 4, 3, 8),
+]
+
+_GRADIENTS = [  # (name, index in the result, shape hint)
+    ("dxs", 0, "dxs has the shape of xs: (T, B, D)."),
+    ("dh0", 1, "dh0 has the shape of h0: (B, H)."),
+    ("dW", 2, "dW has the shape of W: (H, H + D)."),
+    ("db", 3, "db has the shape of b: (H,), summed over the batch and over the time steps."),
+]
+
+
+def check_rnn_backward(namespace: dict) -> None:
+    check = Checker("rnn_backward", namespace)
+    backward = check.student_function()
+    base = []
+    for seed, (label, T, B, D, H) in enumerate(BACKWARD_SHAPES):
+        gen = seeded(600 + seed)
+        W, b = _rnn_params(gen, D, H)
+        base.append(dict(label=label, args=[randn(gen, T, B, D), randn(gen, B, H), W, b, randn(gen, T, B, H)]))
+    for case in variants(base):
+        # Under inference_mode autograd records nothing: the gradients must be computed by hand.
+        with check.case(case["label"]) as label, substituted_dependencies(backward), \
+                check.student.calling(inference_mode=True):
+            args = to(case["args"], case["dtype"], case["device"])
+            before = clones(args)
+            result = check.call(backward, *args, label=label, hint_on_error=(
+                "The hidden tests call rnn_backward under torch.inference_mode(), where autograd records nothing: "
+                "compute every gradient by hand (no .backward(), no torch.autograd.grad). Shapes: W is (H, H + D) "
+                "and acts on [h_{t-1}, x_t]; dhs is (T, B, H)."))
+            check.expect_unchanged(before, args, ["xs", "h0", "W", "b", "dhs"], label)
+            if not (isinstance(result, (tuple, list)) and len(result) == 4):
+                length = f" of length {len(result)}" if isinstance(result, (tuple, list)) else ""
+                check.fail(f"rnn_backward should return the four gradients (dxs, dh0, dW, db), but it returned "
+                           f"{type(result).__name__}{length}.", label)
+                continue
+            exact = to(args, torch.float64, "cpu")  # the inputs as the student got them (float32 rounding included)
+            want = [g.to(case["dtype"]).to(case["device"]) for g in reference_rnn_backward(*exact)]
+            mistakes = _mistakes_explaining(list(result), want, exact)
+            for name, i, hint in _GRADIENTS:
+                check.expect_tensor(result[i], want[i], name, label, shape_hint=hint,
+                                    mistakes=[(text, lambda i=i, wrong=wrong: wrong()[i]) for text, wrong in mistakes])
+    check.finish()
+
+
+def _mistakes_explaining(got: list, want: list, exact: list) -> list:
+    """BACKWARD_MISTAKES as (text, thunk of the four wrong gradients), the one that explains all four results first.
+    One output alone can fit two mistakes (over 50 steps the last step's gradient has vanished before it reaches
+    h0, so "only the last step's dhs" and "dh0 is zero" give the same dh0); the whole answer tells them apart."""
+    def once(switches):
+        cache = []
+
+        def wrong():
+            if not cache:
+                cache.append(_bptt_by_hand(*exact, **switches))
+            return cache[0]
+        return wrong
+    thunks = [(text, once(switches)) for text, switches in BACKWARD_MISTAKES]
+    fits = lambda g, w: isinstance(g, torch.Tensor) and tuple(g.shape) == tuple(w.shape) and close(g, w.to(g.dtype))
+    if all(fits(g, w) for g, w in zip(got, want)):
+        return thunks
+    whole = [m for m in thunks if all(fits(g, w) for g, w in zip(got, m[1]()))]
+    return whole[:1] + [m for m in thunks if m not in whole[:1]]
 
 
 # -- rnn_params_from_torch ---------------------------------------------------------------------------------------

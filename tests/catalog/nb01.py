@@ -12,6 +12,33 @@ UNROLL = "rnn_unroll(xs, h0, W, b)"
 PARAMS = "rnn_params_from_torch(module)"
 MASKED = "rnn_unroll_masked(xs, lengths, h0, W, b)"
 EMBED = "embed(token_ids, E)"
+BACKWARD = "rnn_backward(xs, h0, W, b, dhs)"
+
+# The body of a correct rnn_backward that the wrong entries below change in one place.
+_BPTT = """
+H = h0.shape[1]
+states = [h0]
+for x_t in xs:
+    states.append(torch.tanh(torch.cat([states[-1], x_t], dim=1) @ W.T + b))
+dxs, dW, db, dh_next = torch.zeros_like(xs), torch.zeros_like(W), torch.zeros_like(b), torch.zeros_like(h0)
+for t in reversed(range(len(xs))):
+    h_prev, h_t = states[t], states[t + 1]
+    da = (dhs[t] + dh_next) * (1 - h_t ** 2)
+    dW += da.T @ torch.cat([h_prev, xs[t]], dim=1)
+    db += da.sum(dim=0)
+    d_in = da @ W
+    dh_next, dxs[t] = d_in[:, :H], d_in[:, H:]
+return dxs, dh_next, dW, db"""
+
+
+def _bptt(*edits):
+    """rnn_backward with (old, new) text replacements applied to the correct body (each must apply once)."""
+    body = _BPTT
+    for old, new in edits:
+        assert body.count(old) == 1, old
+        body = body.replace(old, new)
+    return _fn(BACKWARD, body)
+
 
 _ENTRIES = [
     # ---- rnn_step -----------------------------------------------------------------------------------------------
@@ -116,6 +143,146 @@ with torch.no_grad():
     rnn.bias_ih_l0.copy_(b); rnn.bias_hh_l0.zero_()
     hs, h_n = rnn(xs, h0.unsqueeze(0))
 return hs, h_n[0]""")),
+    # ---- rnn_backward -------------------------------------------------------------------------------------------
+    Entry("bwd_wrong_sign", "rnn_backward", WRONG, _bptt(("return dxs, dh_next, dW, db",
+                                                          "return -dxs, -dh_next, -dW, -db")), "wrong sign"),
+    Entry("bwd_no_tanh_derivative", "rnn_backward", WRONG, _bptt(("(dhs[t] + dh_next) * (1 - h_t ** 2)",
+                                                                  "(dhs[t] + dh_next)")),
+          "tanh derivative is missing"),
+    Entry("bwd_tanh_derivative_of_h_prev", "rnn_backward", WRONG, _bptt(("* (1 - h_t ** 2)", "* (1 - h_prev ** 2)")),
+          "previous state"),
+    Entry("bwd_swapped_blocks", "rnn_backward", WRONG, _bptt(
+        ("dW += da.T @ torch.cat([h_prev, xs[t]], dim=1)", "dW += da.T @ torch.cat([xs[t], h_prev], dim=1)"),
+        ("dh_next, dxs[t] = d_in[:, :H], d_in[:, H:]",
+         "dxs[t], dh_next = d_in[:, :xs.shape[2]], d_in[:, xs.shape[2]:]")), "blocks are swapped"),
+    Entry("bwd_only_last_step", "rnn_backward", WRONG, _bptt(
+        ("da = (dhs[t] + dh_next)", "da = ((dhs[t] if t == len(xs) - 1 else 0) + dh_next)")), "only the last step"),
+    Entry("bwd_not_through_time", "rnn_backward", WRONG, _bptt(("da = (dhs[t] + dh_next)", "da = dhs[t]")),
+          "not carried back through time"),
+    Entry("bwd_dW_from_h_t", "rnn_backward", WRONG, _bptt(("torch.cat([h_prev, xs[t]], dim=1)",
+                                                           "torch.cat([h_t, xs[t]], dim=1)")),
+          "h_t instead of h_{t-1}"),
+    Entry("bwd_db_not_summed_over_batch", "rnn_backward", WRONG, _bptt(
+        ("torch.zeros_like(b), torch.zeros_like(h0)", "0, torch.zeros_like(h0)"), ("db += da.sum(dim=0)", "db += da")),
+          "db has shape"),
+    Entry("bwd_overwrites_dW_db", "rnn_backward", WRONG, _bptt(("dW += da.T", "dW = da.T"), ("db += da", "db = da")),
+          "summed over all time steps"),
+    Entry("bwd_dh0_zero", "rnn_backward", WRONG, _bptt(("return dxs, dh_next, dW, db",
+                                                        "return dxs, torch.zeros_like(h0), dW, db")), "dh0 is zero"),
+    Entry("bwd_dh0_is_grad_of_first_state", "rnn_backward", WRONG, _bptt(
+        ("    dh_next, dxs[t] = d_in[:, :H], d_in[:, H:]",
+         "    dh_next, dxs[t] = d_in[:, :H], d_in[:, H:]"
+         "\n    dh_first = dhs[t] + (dh_first_carry if t < len(xs) - 1 else 0)"
+         "\n    dh_first_carry = dh_next"),
+        ("return dxs, dh_next, dW, db", "return dxs, dh_first, dW, db")), "gradient of hs[0]"),
+    Entry("bwd_uses_autograd", "rnn_backward", WRONG, _fn(BACKWARD, """
+leaves = [t.detach().clone().requires_grad_() for t in (xs, h0, W, b)]
+hs, _ = rnn_unroll(*leaves)
+return torch.autograd.grad((hs * dhs).sum(), leaves)"""), "inference_mode"),
+    Entry("bwd_always_float32", "rnn_backward", WRONG, _bptt(
+        ("return dxs, dh_next, dW, db", "return dxs.float(), dh_next.float(), dW.float(), db.float()")), "dtype"),
+    Entry("bwd_dhs_accumulated_in_place", "rnn_backward", WRONG, _fn(BACKWARD, """
+H = h0.shape[1]
+hs, _ = rnn_unroll(xs, h0, W, b)
+prev = torch.cat([h0.unsqueeze(0), hs[:-1]])
+dxs, dW, db = torch.zeros_like(xs), torch.zeros_like(W), torch.zeros_like(b)
+for t in reversed(range(len(xs))):
+    da = dhs[t] * (1 - hs[t] ** 2)
+    dW += da.T @ torch.cat([prev[t], xs[t]], dim=1)
+    db += da.sum(dim=0)
+    d_in = da @ W
+    dxs[t] = d_in[:, H:]
+    if t > 0:
+        dhs[t - 1] += d_in[:, :H]   # uses the caller's dhs as the accumulator
+    else:
+        dh0 = d_in[:, :H]
+return dxs, dh0, dW, db"""), "in place"),
+    Entry("bwd_returns_three", "rnn_backward", WRONG, _bptt(("return dxs, dh_next, dW, db", "return dxs, dW, db")),
+          "four gradients"),
+    Entry("bwd_dW_transposed", "rnn_backward", WRONG, _bptt(("dW += da.T @ torch.cat([h_prev, xs[t]], dim=1)",
+                                                             "dW = dW + (da.T @ torch.cat([h_prev, xs[t]], dim=1)).T"),
+                                                            ("torch.zeros_like(W), torch.zeros_like(b)",
+                                                             "torch.zeros_like(W.T), torch.zeros_like(b)")),
+          "dW has shape"),
+    Entry("bwd_valid_loop", "rnn_backward", VALID, _bptt()),
+    Entry("bwd_valid_split_blocks", "rnn_backward", VALID, _fn(BACKWARD, """
+H = h0.shape[1]
+W_hh, W_ih = W[:, :H], W[:, H:]
+hs, h = [], h0
+for x_t in xs:
+    h = torch.tanh(h @ W_hh.T + x_t @ W_ih.T + b)
+    hs.append(h)
+dxs, dW_hh, dW_ih = [], torch.zeros_like(W_hh), torch.zeros_like(W_ih)
+db, dh = torch.zeros_like(b), torch.zeros_like(h0)
+for t in range(len(xs) - 1, -1, -1):
+    h_prev = hs[t - 1] if t > 0 else h0
+    da = (dh + dhs[t]) * (1 - hs[t] * hs[t])
+    dW_hh = dW_hh + da.T @ h_prev
+    dW_ih = dW_ih + da.T @ xs[t]
+    db = db + da.sum(0)
+    dxs.insert(0, da @ W_ih)
+    dh = da @ W_hh
+return torch.stack(dxs), dh, torch.cat([dW_hh, dW_ih], dim=1), db""")),
+    Entry("bwd_valid_einsum_after_loop", "rnn_backward", VALID, _fn(BACKWARD, """
+H = h0.shape[1]
+hs, _ = rnn_unroll(xs, h0, W, b)
+prev = torch.cat([h0.unsqueeze(0), hs[:-1]])
+das = torch.empty_like(hs)
+dh = torch.zeros_like(h0)
+for t in reversed(range(xs.shape[0])):
+    das[t] = (dhs[t] + dh) * (1 - hs[t] ** 2)
+    dh = das[t] @ W[:, :H]
+dW = torch.einsum("tbh,tbk->hk", das, torch.cat([prev, xs], dim=2))
+return torch.einsum("tbh,hd->tbd", das, W[:, H:]), dh, dW, das.sum(dim=(0, 1))""")),
+    Entry("bwd_valid_calls_rnn_step", "rnn_backward", VALID, _fn(BACKWARD, """
+H = h0.shape[1]
+states = [h0]
+for x_t in xs:
+    states.append(rnn_step(x_t, states[-1], W, b))
+grads = [torch.zeros_like(xs), None, torch.zeros_like(W), torch.zeros_like(b)]
+dh = torch.zeros_like(h0)
+for t in reversed(range(len(xs))):
+    da = (dhs[t] + dh) * (1 - states[t + 1].pow(2))
+    grads[2] = grads[2] + da.t().mm(torch.cat([states[t], xs[t]], 1))
+    grads[3] = grads[3] + da.sum(0)
+    d_in = da.mm(W)
+    grads[0][t] = d_in[:, H:]
+    dh = d_in[:, :H]
+grads[1] = dh
+return tuple(grads)""")),
+    Entry("bwd_valid_float64_inside", "rnn_backward", VALID, _fn(BACKWARD, """
+# computes in float64 whatever the inputs, then returns the inputs' dtype (more precise for float32 inputs)
+dtype = xs.dtype
+xs64, h064, W64, b64, dhs64 = (t.double() for t in (xs, h0, W, b, dhs))
+H = h0.shape[1]
+states = [h064]
+for x_t in xs64:
+    states.append(torch.tanh(torch.cat([states[-1], x_t], 1) @ W64.T + b64))
+dxs, dW, db, dh = torch.zeros_like(xs64), torch.zeros_like(W64), torch.zeros_like(b64), torch.zeros_like(h064)
+for t in reversed(range(len(xs))):
+    da = (dhs64[t] + dh) * (1 - states[t + 1] ** 2)
+    dW += da.T @ torch.cat([states[t], xs64[t]], 1)
+    db += da.sum(0)
+    dh, dxs[t] = (da @ W64).split([H, xs.shape[2]], dim=1)
+return dxs.to(dtype), dh.to(dtype), dW.to(dtype), db.to(dtype)""")),
+    Entry("bwd_valid_pre_activations", "rnn_backward", VALID, _fn(BACKWARD, """
+# keeps the pre-activations a_t and differentiates tanh as 1 / cosh(a)**2
+H = h0.shape[1]
+h, hx_all, a_all = h0, [], []
+for x_t in xs:
+    hx = torch.cat([h, x_t], 1)
+    a = torch.addmm(b, hx, W.T)
+    h = torch.tanh(a)
+    hx_all.append(hx)
+    a_all.append(a)
+dxs = xs.new_zeros(xs.shape)
+dW, db, dh = W.new_zeros(W.shape), b.new_zeros(b.shape), h0.new_zeros(h0.shape)
+for t in reversed(range(len(xs))):
+    da = (dhs[t] + dh) / torch.cosh(a_all[t]) ** 2
+    dW = dW + da.T @ hx_all[t]
+    db = db + da.sum(0)
+    dh, dxs[t] = (da @ W)[:, :H], (da @ W)[:, H:]
+return dxs, dh, dW, db""")),
     # ---- rnn_params_from_torch ----------------------------------------------------------------------------------
     Entry("params_swapped_blocks", "rnn_params_from_torch", WRONG, _fn(PARAMS, """
 s = "" if isinstance(module, nn.RNNCell) else "_l0"
