@@ -18,7 +18,10 @@ never sees ahead: it is causal by construction.
 from __future__ import annotations
 
 import copy
+import io
 import math
+import pickle
+import zipfile
 
 import numpy as np
 import torch
@@ -36,6 +39,7 @@ from .compare import (
     seeded,
     substituted,
 )
+from . import student as student_calls
 from .student import ProtocolBroken, StudentRaised, StudentTimedOut
 
 # -- the notebook's data --------------------------------------------------------------------------------------------
@@ -914,3 +918,345 @@ def _check_forecast_calls(check: Checker, calls, T0: int, steps: int, label: str
     if fed.shape[1] and not close(fed, outputs[:, T0 - 1:T0 - 1 + fed.shape[1]]):
         check.fail("After the context, the model must be fed its own previous prediction (the output of the step "
                    "before, shape (B, 1, D)), not observed values.", label)
+
+
+# -- checkpoints -------------------------------------------------------------------------------------------------
+# save_checkpoint writes into a scratch file in the kernel; the grader reads the bytes back and opens them with its
+# own torch.load(..., weights_only=True), which never runs code from the file. load_checkpoint is given checkpoints
+# the grader made itself (torch.save of the documented dict, from a model the student's class built), so a wrong
+# save_checkpoint cannot cost load_checkpoint's points. Both need models; save_checkpoint's are built by the student's
+# SequencePredictor when it builds one nn.RNN/GRU/LSTM and a head (else a probe of the same form stands in), and
+# load_checkpoint's must be (it rebuilds SequencePredictor(**config)).
+CONFIG_KEYS = ("input_size", "hidden_size", "output_size", "num_layers", "cell")
+CELL_NAME = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}
+CHECKPOINT_CASES = [  # (label, cell, D, H, O, num_layers)
+    ("cell='lstm', D=3, H=5, output_size=2", "lstm", 3, 5, 2, 1),
+    ("cell='gru' with num_layers=2", "gru", 2, 4, 3, 2),
+    ("cell='rnn', D=1, H=6, output_size=1", "rnn", 1, 6, 1, 1),
+    ("cell='lstm' with num_layers=2", "lstm", 2, 3, 2, 2),
+]
+
+
+def _config(case: dict) -> dict:
+    return {"input_size": case["D"], "hidden_size": case["H"], "output_size": case["O"], "num_layers": case["L"],
+            "cell": case["cell"]}
+
+
+def _build_student_model(check: Checker, config: dict, seed: int):
+    """SequencePredictor(**config) built in the kernel (seeded); raises StudentError/ProtocolBroken when it cannot."""
+    predictor_class = check.student["SequencePredictor"]
+    with check.student.calling(seed=seed):
+        return predictor_class(**config)
+
+
+def _torch_bytes(obj) -> torch.Tensor:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8).clone()
+
+
+def _open_checkpoint(data: torch.Tensor):
+    """The grader's own safe loader for a file the student's code wrote."""
+    return torch.load(io.BytesIO(data.numpy().tobytes()), map_location="cpu", weights_only=True)
+
+
+def _configured_from(described: dict) -> dict | None:
+    """The config save_checkpoint should read off a model that has one nn.RNN/GRU/LSTM and one nn.Linear head."""
+    units, heads = described["units"], described["heads"]
+    if described["other_units"] or len(units) != 1 or len(heads) != 1 or not isinstance(units[0], nn.RNNBase):
+        return None
+    rnn, head = units[0], heads[0]
+    cell = next((name for layer, name in CELL_NAME.items() if isinstance(rnn, layer)), None)
+    return {"input_size": rnn.input_size, "hidden_size": rnn.hidden_size, "output_size": head.out_features,
+            "num_layers": rnn.num_layers, "cell": cell}
+
+
+def check_save_checkpoint(namespace: dict) -> None:
+    check = Checker("save_checkpoint", namespace)
+    save = check.student_function()
+    cases = [dict(zip(("label", "cell", "D", "H", "O", "L"), row), dtype=torch.float32, device="cpu")
+             for row in CHECKPOINT_CASES]
+    cases.append(dict(cases[1], label=cases[1]["label"] + ", float64", dtype=torch.float64))
+    cases += [dict(cases[0], label=cases[0]["label"] + f", on {d}", device=d) for d in extra_devices()]
+    for seed, case in enumerate(cases):
+        model, expected = _save_case_model(check, case, seed)
+        label = case["label"] if expected["from_class"] else (
+            case["label"] + " (on a stand-in model: SequencePredictor did not build one nn.RNN/GRU/LSTM and a head)")
+        with check.case(label):
+            _check_save_case(check, save, model, expected["config"], label)
+    check.finish()
+
+
+def _save_case_model(check: Checker, case: dict, seed: int):
+    """The model to save (the student's class when it builds the documented form, else a probe) and the config
+    that model's modules say."""
+    try:
+        if "SequencePredictor" in check.student and check.student.lookup("SequencePredictor").get("callable"):
+            model = _build_student_model(check, _config(case), 4000 + seed)
+            model = model.method("to", case["dtype"]).method("to", case["device"])
+            config = _configured_from(check.student.helper("describe", model))
+            if config is not None:
+                return model, {"config": config, "from_class": True}
+    except (StudentRaised, StudentTimedOut, ProtocolBroken, TypeError, ValueError, AttributeError, KeyError):
+        pass
+    model, _ = check.student.helper("make_probe", case["cell"], case["D"], case["H"], case["O"], 4100 + seed,
+                                    case["dtype"], case["device"])
+    config = dict(_config(case), num_layers=1)
+    return model, {"config": config, "from_class": False}
+
+
+def _check_save_case(check: Checker, save, model, config: dict, label: str) -> None:
+    path = check.student.helper("scratch_path", "model.pt")
+    check.call(save, model, path, label=label, hint_on_error=(
+        "If it cannot pickle a class, the whole model (a pickled model or object) is being saved: save only the dict "
+        '{"config": {...}, "state_dict": model.state_dict()} of plain values and tensors.'))
+    try:
+        data = check.student.helper("read_bytes", path)
+    except StudentRaised:
+        check.fail("save_checkpoint wrote no file at the path it was given: torch.save(checkpoint, path).", label)
+        raise StudentCallFailed() from None
+    if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8:
+        raise ProtocolBroken("the file's bytes did not come back")
+    try:
+        checkpoint = _open_checkpoint(data)
+    except pickle.UnpicklingError:
+        check.fail("torch.load(path, weights_only=True) refuses the file: it holds a pickled model or object, "
+                   "which only weights_only=False (running code from the file) could load. Save only the dict "
+                   '{"config": {...}, "state_dict": model.state_dict()} of plain values and tensors, not the model.',
+                   label)
+        raise StudentCallFailed() from None
+    except Exception:  # noqa: BLE001 - whatever torch makes of a file that is not its format
+        check.fail("The file is not a checkpoint torch.load can read: write it with torch.save.", label)
+        raise StudentCallFailed() from None
+    if not isinstance(checkpoint, dict):
+        check.fail('The file should hold a dict {"config": ..., "state_dict": ...}, but it holds a '
+                   f"{type(checkpoint).__name__}.", label)
+        raise StudentCallFailed()
+    if "config" not in checkpoint:
+        check.fail('The checkpoint has no "config": a state_dict alone holds weights, not the model\'s sizes, '
+                   'layers and cell. Save {"config": {...the constructor\'s arguments...}, "state_dict": '
+                   "model.state_dict()}.", label)
+    else:
+        _check_saved_config(check, checkpoint["config"], config, label)
+    if "state_dict" not in checkpoint:
+        check.fail('The checkpoint has no "state_dict": save the weights as model.state_dict() under that key.',
+                   label)
+    else:
+        _check_saved_weights(check, checkpoint["state_dict"], check.student.helper("state_dict", model), label)
+
+
+def _check_saved_config(check: Checker, saved, config: dict, label: str) -> None:
+    if not isinstance(saved, dict):
+        check.fail(f'"config" should be a dict of the constructor\'s arguments, not a {type(saved).__name__}.',
+                   label)
+        return
+    missing, extra = [k for k in CONFIG_KEYS if k not in saved], [k for k in saved if k not in CONFIG_KEYS]
+    if missing or extra:
+        parts = ([f"it lacks {', '.join(missing)}"] if missing else []) + (
+            [f"it has keys SequencePredictor's constructor does not take ({', '.join(map(str, extra))})"]
+            if extra else [])
+        check.fail(f'"config" should hold exactly {", ".join(CONFIG_KEYS)}: {"; ".join(parts)}. '
+                   "SequencePredictor(**config) must rebuild the model.", label)
+    for key in CONFIG_KEYS:
+        if key not in saved:
+            continue
+        value, want = saved[key], config[key]
+        if key == "cell":
+            if value != want:
+                check.fail('config["cell"] should be "rnn", "gru" or "lstm", named after the class of the model\'s '
+                           'recurrent layer (an nn.GRU is "gru").', label)
+        elif isinstance(value, bool) or not isinstance(value, int):
+            check.fail(f'config["{key}"] should be a plain int, not a {type(value).__name__}.', label)
+        elif value != want:
+            where = ("the head's out_features" if key == "output_size"
+                     else f"the recurrent layer's {key} (e.g. model.rnn.{key})")
+            check.fail(f'config["{key}"] does not describe the model: read it off {where}, not off the inputs of '
+                       f"an earlier call or a default.", label)
+
+
+def _check_saved_weights(check: Checker, saved, weights: dict, label: str) -> None:
+    if not isinstance(saved, dict) or list(map(str, saved)) != list(weights):
+        check.fail('"state_dict" should be model.state_dict() itself: the same keys, in the same order, each '
+                   "with its tensor.", label)
+        return
+    for name, tensor in weights.items():
+        got = saved[name]
+        if not (isinstance(got, torch.Tensor) and got.shape == tensor.shape and got.dtype == tensor.dtype
+                and torch.equal(got.cpu(), tensor.cpu())):
+            check.fail("The saved tensors are not the model's: save model.state_dict() as it is (same values and "
+                       "dtype, nothing re-initialised, converted or trained).", label)
+            return
+
+
+# -- load_checkpoint ---------------------------------------------------------------------------------------------
+class _RunsCode:
+    """Pickled as a call of torch.full: only an unpickler that runs code from the file can load it."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def __reduce__(self):
+        return torch.full, (self.shape, 0.25)
+
+
+def retagged(data: torch.Tensor, location: str) -> torch.Tensor:
+    """A torch.save file whose tensors say they were saved on `location` (e.g. "cuda:7"): its data.pkl names the
+    storage location of each tensor; only map_location can load them elsewhere."""
+    source = zipfile.ZipFile(io.BytesIO(data.numpy().tobytes()))
+    out = io.BytesIO()
+    old, new = b"X\x03\x00\x00\x00cpu", b"X" + len(location).to_bytes(4, "little") + location.encode()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
+        for info in source.infolist():
+            body = source.read(info.filename)
+            if info.filename.endswith("/data.pkl"):
+                if body.count(old) != 1:
+                    raise AssertionError("the checkpoint's pickle does not name its location once")
+                body = body.replace(old, new)
+            target.writestr(info.filename, body)
+    return torch.frombuffer(bytearray(out.getvalue()), dtype=torch.uint8).clone()
+
+
+LOAD_MISMATCHES = [  # (label, what the checkpoint does, how to make it from (config, state_dict))
+    ("a checkpoint whose config has another hidden size than its weights", "has a config whose hidden size differs "
+     "from its weights'", lambda c, sd: ({"config": dict(c, hidden_size=c["hidden_size"] + 2), "state_dict": sd},
+                                         dict(c, hidden_size=c["hidden_size"] + 2))),
+    ("a checkpoint whose config names another cell type", "names another cell type than its weights have",
+     lambda c, sd: ({"config": dict(c, cell=_other_cell(c["cell"])), "state_dict": sd},
+                    dict(c, cell=_other_cell(c["cell"])))),
+    ("a checkpoint with a key missing from its state_dict", "lacks a key of the model's state_dict",
+     lambda c, sd: ({"config": c, "state_dict": dict(list(sd.items())[:-1])}, None)),
+    ("a checkpoint with an unexpected key in its state_dict", "has a key the model does not have",
+     lambda c, sd: ({"config": c, "state_dict": dict(sd, **{"extra_layer.weight": torch.zeros(2, 2)})}, None)),
+    ("a checkpoint without a config", 'has no "config"', lambda c, sd: ({"state_dict": sd}, None)),
+]
+
+
+def _other_cell(cell: str) -> str:
+    return {"lstm": "gru", "gru": "lstm", "rnn": "lstm"}[cell]
+
+
+def check_load_checkpoint(namespace: dict) -> None:
+    check = Checker("load_checkpoint", namespace)
+    load = check.student_function()
+    if "SequencePredictor" not in check.student or not check.student.lookup("SequencePredictor").get("callable"):
+        raise HiddenTestFailure("load_checkpoint rebuilds SequencePredictor(**config), but SequencePredictor is not "
+                                "defined: run its cell first (load_checkpoint could not be graded).")
+    cases = [dict(zip(("label", "cell", "D", "H", "O", "L"), row), location=None) for row in CHECKPOINT_CASES]
+    cases.append(dict(cases[1], label=cases[1]["label"] + ", saved on a GPU (tensors tagged cuda:7)",
+                      location="cuda:7"))
+    for seed, case in enumerate(cases):
+        with check.case(case["label"]) as label:
+            model, weights = _load_case_model(check, _config(case), 4200 + seed, label)
+            data = _torch_bytes({"config": _config(case), "state_dict": weights})
+            if case["location"]:
+                data = retagged(data, case["location"])
+            _check_round_trip(check, load, model, data, case, seed, label)
+    with check.case("checkpoints that do not fit SequencePredictor") as label:
+        config = _config(dict(zip(("label", "cell", "D", "H", "O", "L"), CHECKPOINT_CASES[0])))
+        model, weights = _load_case_model(check, config, 4300, label)
+        for what, does, make in LOAD_MISMATCHES:
+            checkpoint, builds = make(config, weights)
+            if builds is not None and not _really_mismatched(check, builds, weights):
+                continue  # the student's class builds the same weights from this config: SequencePredictor's check
+            _check_refused(check, load, _torch_bytes(checkpoint), what, does)
+        runs_code = {"config": config, "state_dict": dict(weights)}
+        last = list(weights)[-1]
+        runs_code["state_dict"][last] = _RunsCode(weights[last].shape)
+        _check_code_not_run(check, load, _torch_bytes(runs_code))
+    check.finish()
+
+
+def _load_case_model(check: Checker, config: dict, seed: int, label: str):
+    """A model SequencePredictor(**config) builds in the kernel, and its weights here; ends the check if the class
+    cannot build one (load_checkpoint cannot work without it)."""
+    try:
+        model = _build_student_model(check, config, seed)
+        return model, check.student.helper("state_dict", model)
+    except (StudentRaised, StudentTimedOut, ProtocolBroken) as exc:
+        raise HiddenTestFailure(f"load_checkpoint rebuilds SequencePredictor(**config), but SequencePredictor("
+                                f"**config) did not build a model here ({type(exc).__name__}): fix SequencePredictor "
+                                f"first; load_checkpoint could not be graded.") from None
+
+
+def _check_round_trip(check: Checker, load, model, data, case: dict, seed: int, label: str) -> None:
+    path = check.student.helper("write_bytes", check.student.helper("scratch_path", "model.pt"), data)
+    try:
+        loaded = load(path)
+    except StudentRaised as exc:
+        if case["location"] and exc.type_name != "NotImplementedError" and any(
+                word in exc.message.lower() for word in ("cuda", "device", "map_location")):
+            check.fail(f"load_checkpoint cannot load a checkpoint saved on a GPU (it raised {exc.type_name}): read "
+                       f'it with torch.load(path, map_location="cpu", weights_only=True); without map_location, '
+                       f"tensors saved on a GPU cannot load on a machine without one.", label)
+            raise StudentCallFailed() from None
+        loaded = check.call(load, path, label=label)  # reported as check.call reports it
+    except (StudentTimedOut, ProtocolBroken):
+        loaded = check.call(load, path, label=label)
+    try:
+        described = check.student.helper("describe", loaded)
+    except StudentRaised:
+        check.fail("load_checkpoint should return the model, SequencePredictor(**config) with the weights loaded.",
+                   label)
+        raise StudentCallFailed() from None
+    if described["training"]:
+        check.fail("The loaded model is in training mode: return model.eval(), ready to predict.", label)
+    if described["device"] not in (None, "cpu"):
+        check.fail('The loaded model is not on the CPU: torch.load(..., map_location="cpu").', label)
+    x = randn(seeded(4400 + seed), 3, 6, case["D"]).float()
+    with check.student.calling(no_grad=True):
+        want = check.pair(check.call(model, x, label=label), "(y, state)", label)[0]
+        got = check.pair(check.call(loaded, x, label=label, hint_on_error=(
+            "The loaded model cannot predict: return SequencePredictor(**config) with the weights loaded.")),
+            "(y, state)", label)[0]
+    if not (isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor) and got.shape == want.shape
+            and got.dtype == want.dtype and torch.equal(got.cpu(), want.cpu())):
+        check.fail("The loaded model does not predict exactly what the saved model predicted: build "
+                   "SequencePredictor(**checkpoint['config']) and load checkpoint['state_dict'] into it with "
+                   "load_state_dict, changing nothing.", label)
+
+
+def _really_mismatched(check: Checker, config: dict, weights: dict) -> bool:
+    """Whether the model the student's class builds from `config` has other keys or shapes than `weights`."""
+    try:
+        other = check.student.helper("state_dict", _build_student_model(check, config, 4301))
+    except (StudentRaised, StudentTimedOut, ProtocolBroken):
+        return True  # the class refuses this config: load_checkpoint must turn that into a ValueError too
+    return list(other) != list(weights) or any(other[k].shape != weights[k].shape for k in weights)
+
+
+def _check_refused(check: Checker, load, data, what: str, does: str) -> None:
+    path = check.student.helper("write_bytes", check.student.helper("scratch_path", "model.pt"), data)
+    try:
+        load(path)
+    except StudentRaised as exc:
+        if exc.type_name == "NotImplementedError":
+            return  # reported by the round trips
+        if exc.type_name != "ValueError":
+            check.fail(f"load_checkpoint raised {exc.type_name} for a checkpoint that {does}: check for it, or "
+                       f"catch what torch and SequencePredictor(**config) raise, and raise ValueError with a message "
+                       f"that names the mismatch.", what)
+        elif not exc.message.strip():
+            check.fail("load_checkpoint raised ValueError without a message: say what does not fit.", what)
+        return
+    except StudentTimedOut:
+        check.fail(f"load_checkpoint did not return within {student_calls.CALL_TIME_LIMIT_S:g} s.", what)
+        return
+    except ProtocolBroken as exc:
+        check.fail(f"load_checkpoint: {exc}.", what)
+        return
+    strict = ("; load strictly (load_state_dict with its default strict=True) so that a checkpoint that does "
+              "not fit the class is refused" if "key" in what else "")
+    check.fail(f"load_checkpoint accepted a checkpoint that {does}: it should raise ValueError naming the "
+               f"mismatch{strict}.", what)
+
+
+def _check_code_not_run(check: Checker, load, data) -> None:
+    label = "a checkpoint whose pickle calls a function"
+    path = check.student.helper("write_bytes", check.student.helper("scratch_path", "model.pt"), data)
+    try:
+        load(path)
+    except (StudentRaised, StudentTimedOut, ProtocolBroken):
+        return  # refused: any error will do
+    check.fail("load_checkpoint ran code from the file: a checkpoint whose pickle calls a function loaded. Use "
+               'torch.load(path, map_location="cpu", weights_only=True), which refuses anything but tensors and '
+               "plain containers.", label)

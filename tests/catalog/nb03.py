@@ -14,6 +14,8 @@ NOTEBOOK = "03_pytorch_walkthrough"
 DETACH = "detach_state(state)"
 CLIP = "clip_grad_norm(parameters, max_norm)"
 FORECAST = "forecast(model, context, steps)"
+SAVE = "save_checkpoint(model, path)"
+LOAD = "load_checkpoint(path)"
 TBPTT = "train_tbptt(model, inputs, targets, chunk_len, optimizer, loss_fn, max_grad_norm=None, carry_state=True)"
 
 # -- SequencePredictor: one template, one piece replaced per entry ------------------------------------------------
@@ -131,6 +133,25 @@ model.eval()
 {body}
 {restore}
 return {stack}""")
+
+
+# -- checkpoints: the source notebook's solutions with one piece changed per entry --------------------------------
+_SOLUTIONS = notebooks.solutions(notebooks.read(source_notebook(repo_root(), NOTEBOOK)))
+
+
+def _changed(grade_id: str, **changes: str) -> str:
+    """The solution of grade_id with some of its lines replaced ({old text: new text}, exactly as in the solution)."""
+    code = _SOLUTIONS[grade_id]
+    for old, new in changes.items():
+        assert old in code, old
+        code = code.replace(old, new)
+    return code
+
+
+_SAVE_CONFIG = '"num_layers": rnn.num_layers,'
+_SAVE_CALL = 'torch.save({"config": config, "state_dict": model.state_dict()}, path)'
+_LOAD_CALL = 'torch.load(path, map_location="cpu", weights_only=True)'
+_LOAD_STRICT = "model.load_state_dict(checkpoint[\"state_dict\"])"
 
 
 _ENTRIES = [
@@ -476,6 +497,99 @@ with torch.no_grad():
         x, state = model(x, state)
         predictions.append(x)
     return torch.cat(predictions, dim=1)""")),
+
+    # ---- save_checkpoint --------------------------------------------------------------------------------------
+    Entry("save_state_dict_only", "save_checkpoint", WRONG,
+          _changed("save_checkpoint", **{_SAVE_CALL: "torch.save(model.state_dict(), path)"}), 'has no "config"'),
+    Entry("save_whole_model", "save_checkpoint", WRONG,
+          _changed("save_checkpoint", **{_SAVE_CALL: "torch.save(model, path)"}), "a pickled model or object"),
+    Entry("save_config_object", "save_checkpoint", WRONG, _changed("save_checkpoint", **{
+        _SAVE_CALL: 'torch.save({"config": types.SimpleNamespace(**config), "state_dict": model.state_dict()}, '
+                    'path)', "    cells =": "    import types\n    cells ="}), "pickled model or object"),
+    Entry("save_num_layers_fixed", "save_checkpoint", WRONG,
+          _changed("save_checkpoint", **{_SAVE_CONFIG: '"num_layers": 1,'}), 'config["num_layers"]'),
+    Entry("save_cell_class_name", "save_checkpoint", WRONG, _changed("save_checkpoint", **{
+        '"cell": next(name for layer, name in cells.items() if isinstance(rnn, layer))': '"cell": type(rnn).__name__'}),
+        'config["cell"]'),
+    Entry("save_output_size_from_in_features", "save_checkpoint", WRONG, _changed("save_checkpoint", **{
+        '"output_size": head.out_features': '"output_size": head.in_features'}), 'config["output_size"]'),
+    Entry("save_sizes_as_tensors", "save_checkpoint", WRONG, _changed("save_checkpoint", **{
+        '"hidden_size": rnn.hidden_size': '"hidden_size": torch.tensor(rnn.hidden_size)'}), "plain int"),
+    Entry("save_extra_config_key", "save_checkpoint", WRONG, _changed("save_checkpoint", **{
+        _SAVE_CONFIG: _SAVE_CONFIG + ' "batch_first": rnn.batch_first,'}), "does not take"),
+    Entry("save_converted_weights", "save_checkpoint", WRONG, _changed("save_checkpoint", **{
+        "model.state_dict()}": "{k: v.half() for k, v in model.state_dict().items()}}"}), "not the model's"),
+    Entry("save_rnn_weights_only", "save_checkpoint", WRONG, _changed("save_checkpoint", **{
+        "model.state_dict()}": "rnn.state_dict()}"}), "same keys"),
+    Entry("save_weights_under_another_key", "save_checkpoint", WRONG, _changed("save_checkpoint", **{
+        '"state_dict": model.state_dict()}': '"weights": model.state_dict()}'}), 'no "state_dict"'),
+    Entry("save_valid_mode_names_cpu_copies", "save_checkpoint", VALID, _fn(SAVE, """
+rnn = [m for m in model.modules() if isinstance(m, nn.RNNBase)][0]
+head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+cell = {"RNN_TANH": "rnn", "RNN_RELU": "rnn", "GRU": "gru", "LSTM": "lstm"}[rnn.mode]
+config = dict(input_size=rnn.input_size, hidden_size=rnn.hidden_size, output_size=head.out_features,
+              num_layers=rnn.num_layers, cell=cell)
+weights = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+with open(path, "wb") as f:
+    torch.save({"config": config, "state_dict": weights}, f)""")),
+    Entry("save_valid_children_loop", "save_checkpoint", VALID, _fn(SAVE, """
+config = {}
+for module in model.children():
+    if isinstance(module, (nn.RNN, nn.GRU, nn.LSTM)):
+        config.update(input_size=module.input_size, hidden_size=module.hidden_size, num_layers=module.num_layers,
+                      cell="lstm" if isinstance(module, nn.LSTM) else "gru" if isinstance(module, nn.GRU) else "rnn")
+    elif isinstance(module, nn.Linear):
+        config["output_size"] = module.out_features
+torch.save({"state_dict": model.state_dict(), "config": config}, os.fspath(path))""")),
+
+    # ---- load_checkpoint --------------------------------------------------------------------------------------
+    Entry("load_weights_only_false", "load_checkpoint", WRONG, _changed("load_checkpoint", **{
+        _LOAD_CALL: 'torch.load(path, map_location="cpu", weights_only=False)'}), "ran code from the file"),
+    Entry("load_without_map_location", "load_checkpoint", WRONG, _changed("load_checkpoint", **{
+        _LOAD_CALL: "torch.load(path, weights_only=True)"}), "map_location"),
+    Entry("load_not_strict", "load_checkpoint", WRONG, _changed("load_checkpoint", **{
+        _LOAD_STRICT: _LOAD_STRICT[:-1] + ", strict=False)"}), "load strictly"),
+    Entry("load_torch_errors_escape", "load_checkpoint", WRONG, _fn(LOAD, """
+checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+model = SequencePredictor(**checkpoint["config"])
+model.load_state_dict(checkpoint["state_dict"])
+return model.eval()"""), "raise ValueError with a message"),
+    Entry("load_left_in_train_mode", "load_checkpoint", WRONG,
+          _changed("load_checkpoint", **{"return model.eval()": "return model"}), "training mode"),
+    Entry("load_default_sizes", "load_checkpoint", WRONG, _changed("load_checkpoint", **{
+        'SequencePredictor(**checkpoint["config"])': "SequencePredictor(1, 32, 1)"}), "raised ValueError"),
+    Entry("load_returns_the_weights", "load_checkpoint", WRONG,
+          _changed("load_checkpoint", **{"return model.eval()": 'return checkpoint["state_dict"]'}),
+          "should return the model"),
+    Entry("load_fresh_weights", "load_checkpoint", WRONG, _changed("load_checkpoint", **{
+        "return model.eval()": "return SequencePredictor(**checkpoint['config']).eval()"}), "predict exactly"),
+    Entry("load_valid_catch_everything", "load_checkpoint", VALID, _fn(LOAD, """
+try:
+    checkpoint = torch.load(path, map_location=torch.device("cpu"), weights_only=True)
+    model = SequencePredictor(**checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"], strict=True)
+except Exception as error:
+    raise ValueError(f"{path} is not a checkpoint of this SequencePredictor: {error}") from error
+model.train(False)
+return model""")),
+    Entry("load_valid_keys_compared_mmap", "load_checkpoint", VALID, _fn(LOAD, """
+checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+for key in ("config", "state_dict"):
+    if key not in checkpoint:
+        raise ValueError(f"the checkpoint has no {key!r}")
+try:
+    model = SequencePredictor(**checkpoint["config"])
+except Exception as error:
+    raise ValueError(f"SequencePredictor(**config) failed: {error}") from None
+wanted, given = model.state_dict(), checkpoint["state_dict"]
+missing, unexpected = set(wanted) - set(given), set(given) - set(wanted)
+if missing or unexpected:
+    raise ValueError(f"missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}")
+for name, tensor in wanted.items():
+    if given[name].shape != tensor.shape:
+        raise ValueError(f"{name}: the checkpoint has shape {tuple(given[name].shape)}, the model {tuple(tensor.shape)}")
+model.load_state_dict(given)
+return model.eval()""")),
 
     # ---- the trained predictor --------------------------------------------------------------------------------
     Entry("predictor_untrained", "predictor", WRONG,
