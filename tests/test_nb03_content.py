@@ -1,5 +1,5 @@
-"""What notebook 03's ungraded lessons show: where truncated gradients reach, contiguous streams, and the prose
-numbers they rest on.
+"""What notebook 03's ungraded lessons show: the forecast horizon against the Lyapunov growth, where truncated
+gradients reach, contiguous streams, and the prose numbers they rest on.
 
 The solution notebook runs once (shortened demos, as under autograde; the trained `predictor` is the graded one, so
 it is trained in full); the tests assert what each figure is built from, only what is deterministic on a CPU.
@@ -27,6 +27,46 @@ def ns():
 def markdown():
     source = notebooks.read(source_notebook(repo_root(), NB03))
     return {cell.get("id"): cell.source for cell in source.cells if cell.cell_type == "markdown"}
+
+
+# --- the forecast-horizon lesson ---------------------------------------------------------------------------------
+
+def test_lyapunov_exponent_of_the_henon_map_is_estimated(ns):
+    # The literature value for a = 1.4, b = 0.3 is about 0.42 per step.
+    assert 0.35 < ns["lyapunov"] < 0.5, ns["lyapunov"]
+
+
+def test_forecast_errors_are_measured_free_running_on_the_held_out_series(ns):
+    l1 = ns["horizon_l1"]
+    names = list(l1)
+    assert len(names) == 3 and "SequencePredictor" in names and "persistence" in names
+    ar = next(name for name in names if "AR" in name)
+    horizon = ns["HORIZON"]
+    assert all(values.shape == (horizon,) for values in l1.values())
+    lstm = l1["SequencePredictor"]
+    # One step ahead the LSTM is far better than both baselines ...
+    assert lstm[0] < 0.5 * l1[ar][0] and lstm[0] < 0.5 * l1["persistence"][0]
+    # ... its first forecast step is its one-step prediction (same model, same kind of targets) ...
+    assert abs(lstm[0].item() - ns["predictor_l1"]) < 0.25 * ns["predictor_l1"]
+    # ... then its error grows with the horizon, about as the Lyapunov exponent says, ...
+    assert all(lstm[h + 1] > lstm[h] for h in range(5)), lstm
+    ratio = lstm[:5].numpy() / ns["chaos"][:5]
+    assert ((0.6 < ratio) & (ratio < 1.5)).all(), ratio
+    assert lstm[-1] > 5 * lstm[0]
+    # ... and far ahead it is no better than a random guess, worse than the median; AR(8) run free ends at the median.
+    assert lstm[-5:].mean() > ns["median_l1"]
+    assert abs(l1[ar][-5:].mean().item() - ns["median_l1"]) < 0.15 * ns["median_l1"]
+    assert ns["median_l1"] < ns["unrelated_l1"]
+
+
+def test_ar_forecast_runs_free_on_its_own_predictions(ns):
+    # Two steps by hand: the second prediction reads the first, not the observed value.
+    context = ns["observed_context"][:4]
+    weights, order = ns["ar_weights"], ns["AR_ORDER"]
+    ones = torch.ones(4, 1, dtype=torch.float64)
+    first = torch.cat([context[:, -order:].double(), ones], dim=1) @ weights
+    second = torch.cat([context[:, -order + 1:].double(), first, ones], dim=1) @ weights
+    torch.testing.assert_close(ns["ar_forecast"](context, 2), torch.cat([first, second], dim=1))
 
 
 # --- r2rt's point: where truncated gradients reach ---------------------------------------------------------------
