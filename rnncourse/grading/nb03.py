@@ -886,14 +886,18 @@ def _check_forecast_case(check: Checker, forecast, case: dict, seed: int, label:
                                    "output at the last context step.")
     if case["probe"]:
         recorded = check.student.helper("recordings", model, optimizer)
-        _check_forecast_calls(check, recorded.get("calls"), T0, steps, label)
+        if recorded.get("calls") or isinstance(result, torch.Tensor):
+            _check_forecast_calls(check, recorded.get("calls"), T0, steps, label)
 
 
 def _check_forecast_calls(check: Checker, calls, T0: int, steps: int, label: str) -> None:
     """How forecast used the probe: the time steps it ran, the state it passed on, the inputs it fed."""
-    if not (isinstance(calls, list) and calls and all(_is_call_record(c) for c in calls)):
+    if isinstance(calls, list) and not calls:
+        check.fail("forecast never called the model it was given: call it as model(x, state).", label)
+        return
+    if not (isinstance(calls, list) and all(_is_call_record(c) for c in calls)):
         check.fail("The model's recordings came back malformed: forecast must call the model it is given, as "
-                   "model(x, state).", label)
+                   "model(x, state), and leave it as it is.", label)
         return
     seen = sum(c["x"].shape[1] for c in calls)
     if seen > 2 * (T0 + steps):
@@ -1173,9 +1177,10 @@ def _load_case_model(check: Checker, config: dict, seed: int, label: str):
         model = _build_student_model(check, config, seed)
         return model, check.student.helper("state_dict", model)
     except (StudentRaised, StudentTimedOut, ProtocolBroken) as exc:
+        why = f"it raised {exc.type_name}" if isinstance(exc, StudentRaised) else "it did not answer"
         raise HiddenTestFailure(f"load_checkpoint rebuilds SequencePredictor(**config), but SequencePredictor("
-                                f"**config) did not build a model here ({type(exc).__name__}): fix SequencePredictor "
-                                f"first; load_checkpoint could not be graded.") from None
+                                f"**config) did not build a model here ({why}): fix SequencePredictor first; "
+                                f"load_checkpoint could not be graded.") from None
 
 
 def _check_round_trip(check: Checker, load, model, data, case: dict, seed: int, label: str) -> None:

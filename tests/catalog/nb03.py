@@ -572,8 +572,8 @@ except Exception as error:
     raise ValueError(f"{path} is not a checkpoint of this SequencePredictor: {error}") from error
 model.train(False)
 return model""")),
-    Entry("load_valid_keys_compared_mmap", "load_checkpoint", VALID, _fn(LOAD, """
-checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    Entry("load_valid_keys_compared_first", "load_checkpoint", VALID, _fn(LOAD, """
+checkpoint = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
 for key in ("config", "state_dict"):
     if key not in checkpoint:
         raise ValueError(f"the checkpoint has no {key!r}")
