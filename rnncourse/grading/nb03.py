@@ -1,5 +1,5 @@
-"""Hidden tests of notebook 03 (PyTorch walkthrough: truncated BPTT, detach, clipping). One ``check_*`` per graded
-cell, called from its test cell as
+"""Hidden tests of notebook 03 (PyTorch walkthrough: truncated BPTT, detach, clipping, forecasting, checkpoints). One
+``check_*`` per graded cell, called from its test cell as
 
     from rnncourse.grading.nb03 import check_detach_state
     check_detach_state(globals())
@@ -12,7 +12,9 @@ observing it: in the kernel it trains a probe model with a recording optimizer (
 their recordings are compared with what the reference truncated-BPTT loop makes an identical probe see here. While
 train_tbptt is graded, the student's detach_state and clip_grad_norm are stand-ins that answer from the grader's
 references, so it is graded on its own. The trained predictor is run one step at a time on held-out series the kernel
-never sees ahead: it is causal by construction.
+never sees ahead: it is causal by construction. forecast is run on models the student's class builds (or recording
+probes), against a twin rebuilt here; checkpoints are read and made here with the grader's own torch.load/torch.save
+(weights_only=True: a file from the kernel never runs code in the grader).
 """
 
 from __future__ import annotations

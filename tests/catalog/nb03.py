@@ -1,5 +1,6 @@
 """Mutation catalog for notebook 03 (PyTorch walkthrough): wrong implementations and valid alternatives of each
-graded cell — the model, detaching, clipping, the truncated-BPTT loop and the trained predictor."""
+graded cell — the model, detaching, clipping, the truncated-BPTT loop, the trained predictor, forecasting and
+checkpoints."""
 
 from dataclasses import replace
 
