@@ -25,12 +25,12 @@ from typing import Callable
 import nbformat
 
 from rnncourse import notebooks
+from rnncourse.course import repo_root, source_notebook
 
 NB01, NB03 = "01_rnn_unrolling", "03_pytorch_walkthrough"
-NB01_POINTS = {"test_rnn_step": 2.0, "test_rnn_unroll": 2.0, "test_rnn_params_from_torch": 2.0,
-               "test_rnn_unroll_masked": 3.0, "test_embed": 2.0, "test_task_alignment": 1.0}
-NB03_POINTS = {"test_sequence_predictor": 3.0, "test_detach_state": 2.0, "test_clip_grad_norm": 2.0,
-               "test_train_tbptt": 3.0, "test_predictor": 2.0}
+# Full points per test cell, in notebook order, as the source notebooks state them.
+NB01_POINTS, NB03_POINTS = ({cell: float(p) for cell, p in notebooks.points(
+    notebooks.read(source_notebook(repo_root(), nb))).items()} for nb in (NB01, NB03))
 ALL_ZERO = {cell: 0.0 for cell in NB01_POINTS}
 
 
@@ -304,7 +304,7 @@ RIGHT_STEP = "torch.tanh(torch.cat([h_prev, x_t], dim=1) @ W.T + b)"
 
 # Nothing solved. Before every later cell's code, IPython's own display hook shows a value: an execute_result ahead
 # of the cell's NameError. Stock nbgrader stops at a test cell's first execute_result, and one that is not a number
-# is full points: 12 / 12 (tests/test_sandbox.py grades this one with stock nbgrader too).
+# is full points (tests/test_sandbox.py grades this one with stock nbgrader too).
 FORGE_DISPLAYHOOK = '''
 def _forge_score(info):
     get_ipython().displayhook("all hidden tests passed")
@@ -945,7 +945,7 @@ class Attack:
     build: Callable  # (release nb, source solutions) -> notebook handed in
     expected: dict  # test cell -> points deserved
     notes: tuple = ()  # text each expected in the report's notes for this notebook
-    also_nb03: bool = False  # the student also hands in a fully solved notebook 03 (which must keep its 12 points)
+    also_nb03: bool = False  # the student also hands in a fully solved notebook 03 (which must keep its full points)
     invalid_nb01: bool = False  # notebook 01 is not a notebook at all
     at_most: bool = False  # `expected` is an upper bound, not the exact score
     extra: dict = field(default_factory=dict)

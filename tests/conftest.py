@@ -27,6 +27,9 @@ from catalog import CATALOG  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NB01 = NOTEBOOKS[0]
+# Full points of each notebook and of the assignment, as the source notebooks state them.
+POINTS = {nb: sum(notebooks.points(notebooks.read(source_notebook(ROOT, nb))).values()) for nb in NOTEBOOKS}
+TOTAL_POINTS = sum(POINTS.values())
 # nbgrader's Gradebook shells out to `alembic` (e.g. for a PostgreSQL gradebook): the environment's bin/ on PATH
 # even when pytest was started without activating it.
 os.environ["PATH"] = tool_env()["PATH"]

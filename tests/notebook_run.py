@@ -7,6 +7,8 @@ grading. Figures go to matplotlib's Agg backend and are closed.
 from __future__ import annotations
 
 import os
+import sys
+import types
 import warnings
 from contextlib import contextmanager
 
@@ -41,7 +43,11 @@ def run_source_notebook(notebook: str, until: str | None = None, autograde: bool
     import matplotlib.pyplot as plt
 
     source = notebooks.read(source_notebook(repo_root(), notebook))
-    namespace: dict = {}
+    # A module of its own, as a kernel's __main__ is one: what the notebook defines can be pickled by reference
+    # (notebook 03 shows torch.save of a whole model).
+    module = types.ModuleType(f"notebook_{notebook}")
+    sys.modules[module.__name__] = module
+    namespace: dict = module.__dict__
     with _environment(autograde), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for cell in source.cells:

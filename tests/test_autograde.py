@@ -42,7 +42,7 @@ EXPECTED_DEMO = {
 
 def test_points_in_the_notebooks_are_the_announced_ones():
     assert {nb: sum(FULL[nb].values()) for nb in NOTEBOOKS} == {
-        "01_rnn_unrolling": 12, "02_lstm_gates": 16, "03_pytorch_walkthrough": 12}
+        "01_rnn_unrolling": 15, "02_lstm_gates": 16, "03_pytorch_walkthrough": 17}
 
 
 def test_committed_release_is_exactly_what_generate_assignment_makes(graded):
@@ -74,9 +74,9 @@ def test_demo_prints_the_score_table_and_exports_grades(graded):
 
 
 def test_demo_applies_the_late_policy_and_writes_reports(graded):
-    """26 hours late = 2 started days = 20% of 40 points."""
+    """26 hours late = 2 started days = 20% of 48 points."""
     out, course = graded["demo"].output, graded["demo"].path
-    assert re.search(r"late_full_solution\s+12 / 12\s+16 / 16\s+12 / 12\s+32 / 40\s+late 26.0 h: -8 points", out)
+    assert re.search(r"late_full_solution\s+15 / 15\s+16 / 16\s+17 / 17\s+38.4 / 48\s+late 26.0 h: -9.6 points", out)
     assert "10% of the score per started day late; more than 3 days late scores 0" in out
     assert "6 submissions, 6 fully graded, 0 not (fully) graded" in out
     for name in ("score_histogram.png", "test_pass_rates.png", "summary.txt"):

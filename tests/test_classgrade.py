@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import generated_course, make_course
+from conftest import POINTS, TOTAL_POINTS, generated_course, make_course
 
 from rnncourse import classgrade, classreport, notebooks, pipeline, report, submissions
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, gradebook_url, release_notebook, source_notebook
@@ -34,7 +34,7 @@ LATENESS = {
 }
 WRONG_EMBED = "def embed(token_ids, E):\n    return E[0].expand(*token_ids.shape, -1)  # always row 0"
 INVALID = "x_not_a_notebook"
-NB01_POINTS = 12
+NB01_POINTS = POINTS[NB01]
 
 
 @dataclass
@@ -97,7 +97,7 @@ def expected_total(student: str) -> float:
 @pytest.mark.parametrize("student", LATENESS)
 def test_late_penalty_at_each_boundary_through_nbgrader(sqlite_class, student):
     outcome = sqlite_class.outcomes[student]
-    assert outcome.graded and outcome.max_score == 40
+    assert outcome.graded and outcome.max_score == TOTAL_POINTS
     final = {r.notebook: r.final_score for r in report.collect(sqlite_class.path) if r.student == student}
     assert final[NB01] == pytest.approx(expected_total(student)), f"{student}: {LATENESS[student]}"
 

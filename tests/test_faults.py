@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from conftest import generated_course
+from conftest import POINTS, generated_course
 from services import dask_cluster, postgres_server
 
 from rnncourse import gradestatus, notebooks, pipeline, submissions
@@ -242,7 +242,7 @@ def test_malformed_hand_ins_are_graded_as_the_readme_says(reference):
     assert {g: s for g, s in reference.rows["deleted_exercise"][2][NB01][1].items() if g != "test_embed"} \
         == {g: s for g, s in full.items() if g != "test_embed"}, "the other exercises keep their points"
     assert reference.rows["solved_late"][2][NB01][1] == full, "an unknown extra notebook is ignored"
-    assert reference.rows["solved_late"][2][NB01][0] == pytest.approx(0.2 * 12), "late: 2 started days, 20%"
+    assert reference.rows["solved_late"][2][NB01][0] == pytest.approx(0.2 * POINTS[NB01]), "late: 2 started days, 20%"
     assert "scratch.ipynb is not part of the assignment" in csv_rows["solved_late"]["notes"]
     assert all(s == (0, None) for s in reference.rows["empty_notebook"][2][NB01][1].values())
     assert all(s == (0, None) for nb in reference.rows["no_notebooks"][2].values() for s in nb[1].values())

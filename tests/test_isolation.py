@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import make_course
+from conftest import POINTS, make_course
 
 from rnncourse import notebooks, pipeline, report, submissions
 from rnncourse.course import autograded_notebook, release_notebook, source_notebook
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.autograde,
 NB01 = "01_rnn_unrolling"
 STUDENTS = ("iso_a", "iso_b")
 DIES = "iso_dies"
-FULL_MARKS = 12.0
+FULL_MARKS = float(POINTS[NB01])
 
 # Run in the kernel after the student's last answer. Each call's arguments are chosen so that, without the filter,
 # most would succeed or fail with another errno than EPERM (setns(-1): EBADF, a mount on a missing path: ENOENT,

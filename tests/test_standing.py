@@ -11,7 +11,8 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import generated_course
+from conftest import POINTS as NOTEBOOK_POINTS
+from conftest import TOTAL_POINTS, generated_course
 from nbgrader.api import Gradebook
 from nbgrader.plugins import CsvExportPlugin
 
@@ -19,7 +20,9 @@ from rnncourse import classreport, gradestatus, handinkey, notebooks, pipeline, 
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, gradebook_url, release_notebook, submitted_dir
 
 NB01 = NOTEBOOKS[0]
-POINTS = 40  # the assignment's points, all notebooks
+POINTS = TOTAL_POINTS  # the assignment's points, all notebooks
+# A student's row of the score table with full marks: each notebook's points, then the total.
+FULL_ROW = r"\s+".join(f"{p} / {p}" for p in [*NOTEBOOK_POINTS.values(), POINTS])
 COMMA_ID = 'o\'neil, "ann"'
 OLD_KEY = "0" * 64  # the key of a hand-in graded before the one now in submitted/
 REASON = "worker died; log: logs/autograde/run1/{}.log"
@@ -191,10 +194,10 @@ def test_the_score_table_shows_the_label_in_place_of_numbers(course):
         assert re.match(rf"{student}\s+{word}\s+{word}\s+{word}\s+{word}\s+.*{re.escape(note)}", lines[student]), \
             lines[student]
         assert re.search(rf"^{student}\s+{word}$", text, re.M), "the per-function tables say it too"
-    assert re.match(r"complete_same\s+12 / 12\s+16 / 16\s+12 / 12\s+40 / 40\s*$", lines["complete_same"])
-    assert re.match(rf"regrade_failed_same\s+12 / 12\s+16 / 16\s+12 / 12\s+40 / 40\s+a later regrade failed: "
+    assert re.match(rf"complete_same\s+{FULL_ROW}\s*$", lines["complete_same"])
+    assert re.match(rf"regrade_failed_same\s+{FULL_ROW}\s+a later regrade failed: "
                     rf"{re.escape(REASON.format('regrade_failed_same'))}$", lines["regrade_failed_same"])
-    assert re.search(rf"^{re.escape(COMMA_ID)}\s+12 / 12", text, re.M)
+    assert re.search(rf"^{re.escape(COMMA_ID)}\s+{NOTEBOOK_POINTS[NB01]} / {NOTEBOOK_POINTS[NB01]}", text, re.M)
     assert "see logs" not in text, "no note points to a log that may not exist"
 
 
@@ -243,7 +246,7 @@ def test_a_course_without_status_rows_shows_nbgraders_numbers(plain, tmp_path):
     assert sum(r.final_score for r in results["full"]) == POINTS and sum(r.final_score for r in results["zero"]) == 0
     assert all(r.standing == gradestatus.Standing(True, "", "") for rows in results.values() for r in rows)
     text = report.format_tables(report.collect(plain))
-    assert re.search(r"^full\s+12 / 12\s+16 / 16\s+12 / 12\s+40 / 40\s*$", text, re.M), text
+    assert re.search(rf"^full\s+{FULL_ROW}\s*$", text, re.M), text
     summary = classreport.format_summary(classreport.summarise(plain))
     assert "2 submissions, 2 fully graded, 0 not (fully) graded" in summary
     assert pipeline.export(plain).ok
