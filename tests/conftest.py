@@ -3,6 +3,7 @@ nbgrader, in independent course copies that run in parallel (two workers, for a 
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from rnncourse.course import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from catalog import CATALOG  # noqa: E402
+from notebook_run import needed_cells  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NB01 = NOTEBOOKS[0]
@@ -57,12 +59,24 @@ def generated_course(dest: Path, db_url: str | None = None) -> Path:
 
 
 def write_catalog_submissions(course: Path, entries) -> None:
-    """Each entry is a student who hands in only the notebook the entry targets, solved but for that one cell."""
+    """Each entry is a student who hands in only the notebook the entry targets, solved but for that one cell, and
+    without the demo cells no graded cell needs (they cost every entry their seconds and decide no grade; the demo
+    students hand in whole notebooks)."""
     for entry in entries:
         answers = notebooks.solutions(notebooks.read(source_notebook(course, entry.notebook)))
         release_nb = notebooks.read(release_notebook(course, entry.notebook))
         nb = notebooks.filled(release_nb, dict(answers, **{entry.cell: entry.code.strip("\n")}))
-        submissions.write_submission(course, entry.id, {entry.notebook: nb})
+        submissions.write_submission(course, entry.id, {entry.notebook: without_unneeded_demos(nb)})
+
+
+def without_unneeded_demos(nb):
+    """The notebook without the ungraded code cells that no graded cell depends on (see notebook_run.needed_cells)."""
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    kept = {code[i] for i in needed_cells([(notebooks.nbgrader_meta(nb.cells[j]).get("grade_id"), nb.cells[j].source)
+                                           for j in code])}
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for i, c in enumerate(nb.cells) if c.cell_type != "code" or i in kept]
+    return nb
 
 
 @dataclass

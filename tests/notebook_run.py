@@ -1,4 +1,5 @@
-"""Run a source notebook's code in this process and hand its namespace to a test, for tests of what its demos show.
+"""Run a source notebook's code in this process and hand its namespace to a test, for tests of what its demos show;
+and find which of a notebook's cells its graded cells need.
 
 Test cells (visible and hidden parts) are skipped: a demo test asserts what a figure or table is built from, not the
 grading. Figures go to matplotlib's Agg backend and are closed.
@@ -7,6 +8,7 @@ grading. Figures go to matplotlib's Agg backend and are closed.
 from __future__ import annotations
 
 import os
+import symtable
 import sys
 import types
 import warnings
@@ -60,3 +62,34 @@ def run_source_notebook(notebook: str, until: str | None = None, autograde: bool
     if until is not None:
         raise LookupError(f"no code cell of {notebook} contains {until!r}")
     return namespace
+
+
+def _names(code: str) -> tuple[set, set]:
+    """(global names the code reads, names it binds at top level); code that does not compile reads and binds
+    nothing. A function's parameters and locals are not reads: only what it looks up in the notebook's globals."""
+    try:
+        top = symtable.symtable(code, "<cell>", "exec")
+    except SyntaxError:
+        return set(), set()
+    reads = {s.get_name() for s in top.get_symbols() if s.is_referenced()}
+    binds = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    scopes = list(top.get_children())
+    while scopes:
+        scope = scopes.pop()
+        reads |= {s.get_name() for s in scope.get_symbols() if s.is_global() and s.is_referenced()}
+        scopes += scope.get_children()
+    return reads, binds
+
+
+def needed_cells(cells: list[tuple]) -> list[int]:
+    """Of (grade id or None, code) pairs in notebook order, the positions of the ones the graded cells need: every
+    graded cell, and each other cell that binds a name a graded cell (or a cell kept for one) reads. Demos that only
+    draw or measure are left out: no grade depends on what they make."""
+    kept, wanted = [], set()
+    for position in reversed(range(len(cells))):
+        grade_id, code = cells[position]
+        reads, binds = _names(code)
+        if grade_id or binds & wanted:
+            kept.append(position)
+            wanted |= reads
+    return kept[::-1]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import symtable
 import time
 import warnings
 
@@ -16,6 +15,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 from catalog import CATALOG, VALID, WRONG
+from notebook_run import needed_cells
 
 from rnncourse import notebooks
 from rnncourse.course import NOTEBOOKS, repo_root, source_notebook
@@ -42,35 +42,6 @@ def checks_of(notebook: str) -> dict:
 CHECKS = {notebook: checks_of(notebook) for notebook in NOTEBOOKS}
 
 
-def _names(code: str) -> tuple[set, set]:
-    """(global names the code reads, names it binds at top level); code that does not compile reads and binds
-    nothing. A function's parameters and locals are not reads: only what it looks up in the notebook's globals."""
-    try:
-        top = symtable.symtable(code, "<cell>", "exec")
-    except SyntaxError:
-        return set(), set()
-    reads = {s.get_name() for s in top.get_symbols() if s.is_referenced()}
-    binds = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
-    scopes = list(top.get_children())
-    while scopes:
-        scope = scopes.pop()
-        reads |= {s.get_name() for s in scope.get_symbols() if s.is_global() and s.is_referenced()}
-        scopes += scope.get_children()
-    return reads, binds
-
-
-def _needed(cells: list[tuple]) -> list[tuple]:
-    """The cells the answers need: every answer, and each other cell that binds a name an answer (or a cell kept
-    for one) reads. Demos that only draw or measure are left out: the checks never look at what they make."""
-    kept, wanted = [], set()
-    for grade_id, code in reversed(cells):
-        reads, binds = _names(code)
-        if grade_id or binds & wanted:
-            kept.append((grade_id, code))
-            wanted |= reads
-    return kept[::-1]
-
-
 def _make_solved(notebook: str):
     """The code a graded notebook runs before its last graded function is checked: every code cell up to the last
     solution cell that an answer depends on, except test cells (notebook 03's predictor trains a model on data its
@@ -88,7 +59,8 @@ def _make_solved(notebook: str):
         with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
             patch.setenv("NBGRADER_EXECUTION", "autograde")
             warnings.simplefilter("ignore")  # plt.show() under Agg, tqdm
-            for grade_id, cell_source in _needed([(g, code.get(g, c) if g else c) for g, c in cells]):
+            answered = [(g, code.get(g, c) if g else c) for g, c in cells]
+            for grade_id, cell_source in (answered[i] for i in needed_cells(answered)):
                 # A broken answer breaks its cell only, and a looping one is cut off (as nbgrader's cell timeout
                 # does): the next cells run all the same.
                 try:
