@@ -19,16 +19,24 @@ probes), against a twin rebuilt here; checkpoints are read and made here with th
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
+import json
 import math
+import os
 import pickle
+import resource
+import select
+import signal
+import time
 import zipfile
 
 import numpy as np
 import torch
 from torch import nn
 
+from rnncourse.kernels import wire
 from rnncourse.kernels.recorders import make_probe, tensors_of
 
 from .compare import (
@@ -961,9 +969,113 @@ def _torch_bytes(obj) -> torch.Tensor:
     return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8).clone()
 
 
+# Reading a file the student's code wrote costs the grader what the file says: weights_only keeps code out, not cost.
+# A 16 MB zip of deflated zeros inflates to 16 GB, a pickle of tuples that share their halves hashes for 2**n steps
+# as a dict key, and torch's C++ reader is one more parser of hostile bytes. So the file is opened in a child process
+# forked for it, with limits on its memory, CPU and wall time, and only wire data (rnncourse.kernels.wire: plain
+# values and tensors, bounded and strictly decoded) comes back; whatever the file does, the grader goes on grading.
+CHECKPOINT_READ_LIMIT_S = 5.0
+CHECKPOINT_READ_MEMORY_BYTES = 1 << 30  # beyond what the grader already holds; a real checkpoint here is kilobytes
+CHECKPOINT_ANSWER_BYTES = 48 << 20  # the wire's own bound is 16 MiB per tensor; base64 adds a third
+
+
+class CheckpointUnreadable(Exception):
+    """The grader could not open a student's checkpoint; `why` is one of "code" (weights_only refused it: a pickled
+    object), "format" (not a file torch.load reads), "data" (it holds values other than plain data and tensors, or
+    deep nesting), "large" (a tensor over the wire's 16 MiB), "cost" (opening it took too much memory or time)."""
+
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
+
+
+def _read_in_child(raw: bytes, write_fd: int) -> None:
+    """In the forked child: torch.load the bytes and write the answer as JSON to write_fd. Never returns."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # the grader's own handlers are not this process's
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        data_limit = _vm_data_bytes() + CHECKPOINT_READ_MEMORY_BYTES
+        resource.setrlimit(resource.RLIMIT_DATA, (data_limit, data_limit))
+        cpu = int(CHECKPOINT_READ_LIMIT_S) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        torch.set_num_threads(1)  # no thread pool in a forked child
+        try:
+            value = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # weights_only refused a global; bytes that are no zip end here too
+            answer = {"why": "code" if zipfile.is_zipfile(io.BytesIO(raw)) else "format"}
+        except MemoryError:
+            answer = {"why": "cost"}
+        except Exception as exc:  # noqa: BLE001 - whatever torch makes of bytes that are not its format
+            answer = {"why": "cost" if "allocate" in str(exc) else "format"}
+        else:
+            try:
+                answer = {"result": wire.encode(value)}
+            except MemoryError:
+                answer = {"why": "cost"}
+            except wire.WireError as exc:  # sets, bytes, complex or sparse tensors, deep nesting, huge tensors
+                answer = {"why": "large" if "MiB" in str(exc) else "data"}
+            except Exception:  # noqa: BLE001 - whatever else a tensor from the file cannot do
+                answer = {"why": "data"}
+        payload = json.dumps(answer).encode()
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(payload)
+    except BaseException:  # noqa: BLE001 - nothing may escape into a copy of the grader
+        pass
+    finally:
+        os._exit(0)
+
+
+def _vm_data_bytes() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 4 << 30
+
+
 def _open_checkpoint(data: torch.Tensor):
-    """The grader's own safe loader for a file the student's code wrote."""
-    return torch.load(io.BytesIO(data.numpy().tobytes()), map_location="cpu", weights_only=True)
+    """The grader's own safe loader for a file the student's code wrote: torch.load(..., weights_only=True) in a
+    limited child process (see CHECKPOINT_READ_LIMIT_S); the file's content as plain values and tensors, or
+    CheckpointUnreadable."""
+    raw = data.numpy().tobytes()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _read_in_child(raw, write_fd)
+    os.close(write_fd)
+    chunks, size, deadline, finished = [], 0, time.monotonic() + CHECKPOINT_READ_LIMIT_S, False
+    try:
+        while size <= CHECKPOINT_ANSWER_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([read_fd], [], [], remaining)[0]:
+                break
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                finished = True
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(read_fd)
+        if not finished:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    if not finished or not chunks:  # out of time, over its memory (killed), or an answer too large
+        raise CheckpointUnreadable("cost")
+    try:
+        answer = json.loads(b"".join(chunks))
+        if "result" in answer:
+            return wire.decode(answer["result"])
+        why = answer["why"]
+    except (ValueError, TypeError, KeyError, RecursionError):
+        why = "data"
+    raise CheckpointUnreadable(why if why in UNREADABLE else "format")
 
 
 def _configured_from(described: dict) -> dict | None:
@@ -990,6 +1102,8 @@ def check_save_checkpoint(namespace: dict) -> None:
             case["label"] + " (on a stand-in model: SequencePredictor did not build one nn.RNN/GRU/LSTM and a head)")
         with check.case(label):
             _check_save_case(check, save, model, expected["config"], label)
+        if UNREADABLE["cost"] in check.problems:  # each such file costs the grader its time limit: one is enough
+            break
     check.finish()
 
 
@@ -1018,21 +1132,23 @@ def _check_save_case(check: Checker, save, model, config: dict, label: str) -> N
         '{"config": {...}, "state_dict": model.state_dict()} of plain values and tensors.'))
     try:
         data = check.student.helper("read_bytes", path)
-    except StudentRaised:
-        check.fail("save_checkpoint wrote no file at the path it was given: torch.save(checkpoint, path).", label)
+    except StudentRaised as exc:
+        check.fail({
+            "NotARegularFile": "save_checkpoint left something other than a file at the path it was given (a "
+                               "folder, a link to a device, a pipe): write the checkpoint file itself, "
+                               "torch.save(checkpoint, path).",
+            "FileTooLarge": "save_checkpoint wrote a file larger than the grader reads (16 MiB): save only "
+                            '{"config": {...}, "state_dict": model.state_dict()}, whose file is a few kilobytes.',
+        }.get("NotARegularFile" if exc.type_name == "IsADirectoryError" else exc.type_name,
+              "save_checkpoint wrote no file at the path it was given: torch.save(checkpoint, "
+                             "path)."), label)
         raise StudentCallFailed() from None
     if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8:
         raise ProtocolBroken("the file's bytes did not come back")
     try:
         checkpoint = _open_checkpoint(data)
-    except pickle.UnpicklingError:
-        check.fail("torch.load(path, weights_only=True) refuses the file: it holds a pickled model or object, "
-                   "which only weights_only=False (running code from the file) could load. Save only the dict "
-                   '{"config": {...}, "state_dict": model.state_dict()} of plain values and tensors, not the model.',
-                   label)
-        raise StudentCallFailed() from None
-    except Exception:  # noqa: BLE001 - whatever torch makes of a file that is not its format
-        check.fail("The file is not a checkpoint torch.load can read: write it with torch.save.", label)
+    except CheckpointUnreadable as unreadable:
+        check.fail(UNREADABLE[unreadable.why], label)
         raise StudentCallFailed() from None
     if not isinstance(checkpoint, dict):
         check.fail('The file should hold a dict {"config": ..., "state_dict": ...}, but it holds a '
@@ -1049,6 +1165,21 @@ def _check_save_case(check: Checker, save, model, config: dict, label: str) -> N
                    label)
     else:
         _check_saved_weights(check, checkpoint["state_dict"], check.student.helper("state_dict", model), label)
+
+
+UNREADABLE = {  # CheckpointUnreadable.why -> what the student reads
+    "code": "torch.load(path, weights_only=True) refuses the file: it holds a pickled model or object, which only "
+            "weights_only=False (running code from the file) could load. Save only the dict "
+            '{"config": {...}, "state_dict": model.state_dict()} of plain values and tensors, not the model.',
+    "format": "The file is not a checkpoint torch.load can read: write it with torch.save.",
+    "data": 'The file holds values other than plain ones (dicts with str keys, lists, tuples, ints, floats, str, '
+            'bool, None) and tensors of the usual dtypes: save {"config": {...}, "state_dict": model.state_dict()} '
+            "and nothing else.",
+    "large": "The file holds a tensor larger than the grader reads (16 MiB): save only "
+             '{"config": {...}, "state_dict": model.state_dict()}, whose file is a few kilobytes.',
+    "cost": "The file could not be opened within the grader's limits on time and memory: save only "
+            '{"config": {...}, "state_dict": model.state_dict()}, whose file is a few kilobytes.',
+}
 
 
 def _check_saved_config(check: Checker, saved, config: dict, label: str) -> None:
@@ -1199,6 +1330,8 @@ def _check_round_trip(check: Checker, load, model, data, case: dict, seed: int, 
         loaded = check.call(load, path, label=label)  # reported as check.call reports it
     except (StudentTimedOut, ProtocolBroken):
         loaded = check.call(load, path, label=label)
+    if isinstance(loaded, student_calls.RemoteObject):
+        loaded.__name__ = "the loaded model"  # what its errors are reported under
     try:
         described = check.student.helper("describe", loaded)
     except StudentRaised:

@@ -35,6 +35,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import tempfile
 import threading
 import types
@@ -64,10 +65,26 @@ def scratch_path(name: str) -> str:
     return os.path.join(tempfile.mkdtemp(prefix="rnncourse-check-"), os.path.basename(str(name)) or "file")
 
 
+class NotARegularFile(OSError):
+    """read_bytes was pointed at a directory, a FIFO, a device (through a link, say): not a checkpoint file."""
+
+
+class FileTooLarge(OSError):
+    """read_bytes was pointed at a file larger than the wire carries."""
+
+
 def read_bytes(path: str) -> torch.Tensor:
-    """A file's bytes as a uint8 tensor (data the wire carries), for the grader to read with its own safe loader."""
-    with open(str(path), "rb") as f:
-        return torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).clone()
+    """A regular file's bytes as a uint8 tensor (data the wire carries), for the grader to read with its own safe
+    loader. Opened without blocking and checked first, so a FIFO, /dev/zero or a 500 MB file is refused at once
+    (NotARegularFile, FileTooLarge) instead of hanging or filling the kernel's memory and the grader's socket."""
+    fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotARegularFile(f"{os.path.basename(str(path))} is not a regular file")
+        data = f.read(wire.MAX_TENSOR_BYTES + 1)
+    if len(data) > wire.MAX_TENSOR_BYTES:
+        raise FileTooLarge(f"the file is larger than {wire.MAX_TENSOR_BYTES >> 20} MiB")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).clone() if data else torch.empty(0, dtype=torch.uint8)
 
 
 def write_bytes(path: str, data: torch.Tensor) -> str:
@@ -155,6 +172,13 @@ class Callee:
 
     # -- requests -------------------------------------------------------------------------------------------------
     def handle(self, request: dict) -> dict:
+        answer = self._handle(request)
+        if wire.too_large(answer):  # the grader would refuse it unread, and the session would lose its footing
+            return {"raised": {"type": "WireError", "message": f"the answer is larger than the "
+                                                              f"{wire.MAX_MESSAGE_BYTES >> 20} MiB the grader reads"}}
+        return answer
+
+    def _handle(self, request: dict) -> dict:
         try:
             op = request.get("op")
             if op == "lookup":
@@ -226,12 +250,16 @@ class Callee:
                 value = thunk()
         except _CallTimedOut:
             return {"timed_out": True}
-        except Exception as exc:  # the student's error, reported as data
+        except BaseException as exc:  # the student's error, reported as data; SystemExit and KeyboardInterrupt too,
+            # which would otherwise end the session (the grader's own interrupt still reads as a time-out there)
             return {"raised": {"type": type(exc).__name__, "message": _first_line(exc)}}
         try:
             return {"result": wire.encode(value, self.keep, modules=modules)}
         except wire.WireError as exc:
             return {"raised": {"type": "WireError", "message": f"the result cannot be sent to the grader: {exc}"}}
+        except Exception as exc:  # noqa: BLE001 - a sparse tensor, memory for a huge one: the result, not the session
+            return {"raised": {"type": "WireError", "message": f"the result cannot be sent to the grader "
+                                                              f"({type(exc).__name__}: {_first_line(exc, 200)})"}}
 
     @contextlib.contextmanager
     def _stand_ins(self, names: list):
