@@ -124,7 +124,8 @@ class KernelChannel:
         while True:
             try:
                 size = int.from_bytes(self._read(HEADER_BYTES, deadline), "big")
-                if size > MAX_MESSAGE_BYTES:
+                if size > MAX_MESSAGE_BYTES:  # its bytes stay unread: the session's framing is lost, so end it
+                    self._disconnect()
                     raise ProtocolBroken("the kernel sent a message larger than the grader accepts")
                 data = self._read(size, deadline + GRACE_S)
                 break
