@@ -419,10 +419,11 @@ def test_fabricated_answers_on_the_protocol_fail_the_hidden_checks(attacked):
 def test_garbage_on_the_protocol_costs_only_that_notebook(attacked):
     """Every kind of garbage is refused as the student's problem, in that test cell: the notebook is graded (the
     exit code test shows nothing else was dropped), and the peer's grades do not change."""
+    # One kind of garbage per session, that is per test cell, in order (then the kinds start over).
     reasons = {"test_rnn_step": "not JSON", "test_rnn_unroll": "not a dict",
-               "test_rnn_params_from_torch": "larger than the grader accepts", "test_rnn_unroll_masked": "not a dict",
-               "test_embed": "a tensor whose size does not match its shape",
-               "test_task_alignment": "unknown tag '$pickle'"}
+               "test_rnn_backward": "larger than the grader accepts", "test_rnn_params_from_torch": "not a dict",
+               "test_rnn_unroll_masked": "a tensor whose size does not match its shape",
+               "test_embed": "unknown tag '$pickle'", "test_task_alignment": "not JSON"}
     cells = _test_cells(attacked.path, "x_protocol_garbage")
     for cell, reason in reasons.items():
         errors = _errors(cells[cell])

@@ -22,7 +22,7 @@ from rnncourse.course import ASSIGNMENT, NOTEBOOKS, gradebook_url, release_noteb
 NB01 = NOTEBOOKS[0]
 POINTS = TOTAL_POINTS  # the assignment's points, all notebooks
 # A student's row of the score table with full marks: each notebook's points, then the total.
-FULL_ROW = r"\s+".join(f"{p} / {p}" for p in [*NOTEBOOK_POINTS.values(), POINTS])
+FULL_ROW = r"\s+".join(f"{p:g} / {p:g}" for p in [*NOTEBOOK_POINTS.values(), POINTS])
 COMMA_ID = 'o\'neil, "ann"'
 OLD_KEY = "0" * 64  # the key of a hand-in graded before the one now in submitted/
 REASON = "worker died; log: logs/autograde/run1/{}.log"
@@ -197,7 +197,7 @@ def test_the_score_table_shows_the_label_in_place_of_numbers(course):
     assert re.match(rf"complete_same\s+{FULL_ROW}\s*$", lines["complete_same"])
     assert re.match(rf"regrade_failed_same\s+{FULL_ROW}\s+a later regrade failed: "
                     rf"{re.escape(REASON.format('regrade_failed_same'))}$", lines["regrade_failed_same"])
-    assert re.search(rf"^{re.escape(COMMA_ID)}\s+{NOTEBOOK_POINTS[NB01]} / {NOTEBOOK_POINTS[NB01]}", text, re.M)
+    assert re.search(rf"^{re.escape(COMMA_ID)}\s+{NOTEBOOK_POINTS[NB01]:g} / {NOTEBOOK_POINTS[NB01]:g}", text, re.M)
     assert "see logs" not in text, "no note points to a log that may not exist"
 
 

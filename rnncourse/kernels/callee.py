@@ -29,10 +29,12 @@ in-process (the test harness, an instructor running the source notebook) the gra
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -60,9 +62,22 @@ def describe_module(module) -> dict:
             "heads": [m for m in module.modules() if isinstance(m, torch.nn.Linear)]}
 
 
+_SCRATCH_FOLDERS: list[str] = []
+
+
 def scratch_path(name: str) -> str:
-    """A path for a file named `name` in a fresh folder of the kernel's own temporary space (checkpoint checks)."""
-    return os.path.join(tempfile.mkdtemp(prefix="rnncourse-check-"), os.path.basename(str(name)) or "file")
+    """A path for a file named `name` in a fresh folder of the kernel's own temporary space (checkpoint checks). The
+    folders go when the process exits: a kernel's /tmp goes with its sandbox anyway, but the in-process harness and an
+    instructor's own run share the machine's /tmp. (Not named rnncourse-*: those are the runner's, swept by pid.)"""
+    if not _SCRATCH_FOLDERS:
+        atexit.register(_remove_scratch_folders)
+    _SCRATCH_FOLDERS.append(tempfile.mkdtemp(prefix="section09-check-"))
+    return os.path.join(_SCRATCH_FOLDERS[-1], os.path.basename(str(name)) or "file")
+
+
+def _remove_scratch_folders() -> None:
+    for folder in _SCRATCH_FOLDERS:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class NotARegularFile(OSError):
