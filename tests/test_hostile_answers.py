@@ -1,4 +1,4 @@
-"""Hostile hand-ins against issue 16's checks (rnn_backward, forecast, save_checkpoint/load_checkpoint): what a
+"""Hostile answers to the checks of rnn_backward, forecast, save_checkpoint and load_checkpoint: what a
 student's code or file can make the grader do. In-process and fast; the grader's path is the same as autograde's
 (Student over a LocalChannel encodes every message), only the kernel is this process.
 
