@@ -19,7 +19,8 @@ Requests (dicts) and what they answer:
 * ``{"op": "end"}``: the session is over.
 
 A call may also ask for ``"seed"`` (the kernel's CPU generator seeded for the call, then restored), ``"no_grad"``,
-``"inference_mode"`` (autograd cannot record at all: a hand-written backward pass must not lean on it), and ``"backward_args"`` (after the call, backpropagate through the arguments' graphs and say whether that worked:
+``"inference_mode"`` (autograd cannot record at all: a hand-written backward pass must not lean on it), and
+``"backward_args"`` (after the call, backpropagate through the arguments' graphs and say whether that worked:
 whether the student's code left the caller's graph intact).
 
 While a call runs, a stand-in sends ``{"callback": name, "args": [...]}`` and waits for ``{"result": ...}`` or

@@ -21,10 +21,10 @@ from pathlib import Path
 from jupyter_core.utils import ensure_async, run_sync
 
 from rnncourse.grading.student import KernelLost, ProtocolBroken, StudentTimedOut
+from rnncourse.kernels.wire import MAX_MESSAGE_BYTES
 
 START_LIMIT_S = 10.0  # for the serving cell to connect and start answering
 GRACE_S = 5.0  # beyond a call's own limit (the kernel's alarm ends a loop first), and again after an interrupt
-MAX_MESSAGE_BYTES = 32 << 20  # the checks' messages are kilobytes; this bounds what a kernel makes the grader read
 HEADER_BYTES = 8
 
 

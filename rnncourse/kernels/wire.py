@@ -30,7 +30,9 @@ import torch
 
 MAX_DEPTH = 32
 MAX_TENSOR_BYTES = 16 << 20
-MAX_MESSAGE_BYTES = 32 << 20  # the grader's channel refuses a longer message (rnncourse.kernels.channel)
+# The grader's channel refuses a longer message (the checks' messages are kilobytes; this bounds what a kernel makes
+# the grader read), and the kernel refuses to send one.
+MAX_MESSAGE_BYTES = 32 << 20
 
 DTYPES = {name: getattr(torch, name) for name in (
     "float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")}
@@ -305,7 +307,6 @@ def write_back(args, after) -> None:
                     arg.load_state_dict(back.state_dict())
                 except (RuntimeError, KeyError):
                     arg.wire_changed = True
-
 
 
 def too_large(message: dict) -> bool:
