@@ -115,7 +115,8 @@ def demo(course_dir: Path, workers: int | None = None) -> int:
     _check(pipeline.feedback(course_dir))
     print("5. export grades")
     _check(pipeline.export(course_dir))
-    print(f"  grades: {course_dir / 'grades.csv'}   feedback: {course_dir / 'feedback'}")
+    print(f"  grades: {course_dir / 'grades.csv'}   for Canvas: {course_dir / 'canvas.csv'}   "
+          f"feedback: {course_dir / 'feedback'}")
     print("6. reports\n")
     print(classreport.write_reports(course_dir)[0] + "\n")
     print(report.format_tables(report.collect(course_dir)))

@@ -133,4 +133,20 @@ def feedback(course_dir: Path) -> StepResult:
 
 
 def export(course_dir: Path, csv_name: str = "grades.csv") -> StepResult:
-    return nbgrader(course_dir, "export", "--to", csv_name)
+    """`nbgrader export` to csv_name, then canvas.csv for Canvas's gradebook import (rnncourse.canvas). What canvas.csv
+    asks the instructor to look at (no roster, students not on it, no grade) is printed and kept in the step's log; a
+    roster.csv that cannot be read fails the step."""
+    from . import canvas
+
+    result = nbgrader(course_dir, "export", "--to", csv_name)
+    if not result.ok:
+        return result
+    start = time.monotonic()
+    try:
+        lines, returncode = canvas.write_canvas_csv(course_dir).notes(), 0
+    except canvas.RosterError as problem:
+        lines, returncode = [f"canvas: {canvas.CANVAS_CSV} not written: {problem}"], 1
+    with open(result.log, "a") as log:
+        log.writelines(f"{line}\n" for line in lines)
+    print("".join(f"  {line}\n" for line in lines), end="")
+    return StepResult(result.step, returncode, result.seconds + time.monotonic() - start, result.log)
