@@ -2,6 +2,7 @@
 #
 #   make demo       the whole instructor demo: generate -> demo submissions -> autograde -> feedback -> grades
 #   make test       the test suite (what .ci/run runs)
+#   make hub        the course on a JupyterHub at http://127.0.0.1:8000 (as root; README, "Teaching on JupyterHub")
 #
 # Single steps, in the order an instructor runs them: generate, submissions, autograde, feedback, export, scores.
 
@@ -13,12 +14,12 @@ RUN := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ASSIGNMENT := section09
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-browser venv sandbox-tools postgres-tools browser-tools generate submissions autograde feedback export reports scores lab formgrader bench bench-notebooks clean-demo
+.PHONY: demo test test-browser test-hub hub hub-users hub-env hub-tools venv sandbox-tools postgres-tools browser-tools generate submissions autograde feedback export reports scores lab formgrader bench bench-notebooks clean-demo
 
 demo: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python -m rnncourse demo
 
-test: $(STAMP) sandbox-tools postgres-tools browser-tools
+test: $(STAMP) sandbox-tools postgres-tools browser-tools hub-env
 	$(RUN) $(BIN)/python -m pytest
 
 # Only the browser tests (JupyterLab in Chromium); screenshots land in artifacts/browser/.
@@ -57,6 +58,34 @@ postgres-tools:
 # The browser tests drive Debian's Chromium with Playwright (no browser download).
 browser-tools:
 	$(call apt_install,test -x /usr/bin/chromium,chromium,the browser tests)
+
+# Only the hub tests (accounts, permissions, the exchange loop, the hub in Chromium).
+test-hub: $(STAMP) browser-tools hub-env
+	$(RUN) $(BIN)/python -m pytest -m hub
+
+# --- The course hub (README, "Teaching on JupyterHub"); as root: it makes accounts and serves them. ---
+ROSTER ?= roster.csv
+
+# The proxy (configurable-http-proxy, pinned by package-lock.json) with Node.js; patchelf for the shared interpreter.
+hub-tools: node_modules/.installed
+	$(call apt_install,command -v patchelf,patchelf,copying the course interpreter for the hub's accounts)
+
+node_modules/.installed: package.json package-lock.json
+	$(call apt_install,command -v npm,nodejs npm,the hub's proxy)
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The course environment every hub account runs (/opt/section09/env; SECTION09_HUB_PREFIX moves it).
+hub-env: $(STAMP) hub-tools
+	$(RUN) $(BIN)/python -m rnncourse.hub env
+
+# Accounts for ROSTER's students and the instructor, the instructor's course directory, the roster in the gradebook.
+hub-users: hub-env
+	$(RUN) $(BIN)/python -m rnncourse.hub users --roster $(ROSTER)
+
+# JupyterHub on http://127.0.0.1:8000 (SECTION09_HUB_PORT), in the foreground; Ctrl-C stops it.
+hub: hub-users
+	$(RUN) $(BIN)/python -m rnncourse.hub start
 
 generate: $(STAMP)
 	$(RUN) $(BIN)/python -m rnncourse generate

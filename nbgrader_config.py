@@ -105,3 +105,8 @@ c.Preflight.block = [
 # `nbgrader export` writes nbgrader's grades CSV plus one column per test cell and a notes column (late, not graded,
 # timed out, ...): rnncourse/classreport.py.
 c.ExportApp.plugin_class = "rnncourse.classreport.GradesWithTestsExport"
+
+# On a shared exchange (the course hub), collect only what the filesystem vouches for: a submission counts for the
+# student whose account owns it, its time is the later of the claimed one and the kernel's change time, links are
+# copied as links and special files not at all (rnncourse/trustedcollect.py). Formgrader's Collect uses it too.
+c.ExchangeFactory.collect = "rnncourse.trustedcollect.TrustedCollect"

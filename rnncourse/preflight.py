@@ -29,7 +29,8 @@ from traitlets import Float, List, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from . import handins, notebooks
-from .course import ASSIGNMENT, DEMO_DUE_DATE, NOTEBOOKS, course_config, gradebook_url, release_notebook
+from .course import (ASSIGNMENT, DEMO_DUE_DATE, NOTEBOOKS, course_config, gradebook_url, release_notebook,
+                     submitted_dir)
 
 KINDS: dict[str, str] = {
     "invalid_json": "a notebook file that is not JSON",
@@ -62,6 +63,10 @@ COLLECTED_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
 _COLLECTED = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?) UTC")
 _CACHES = {".ipynb_checkpoints", "__pycache__"}  # made by Jupyter and Python, not by the student: no problem at all
 _GLOB_CHARS = "*?[]"
+# nbgrader's exchange names a student's released feedback after this file's secret (a hex string it wrote at Submit),
+# so it travels with the graded hand-in; anything else in it is ignored.
+SUBMISSION_SECRET = "submission_secret.txt"
+_SECRET = re.compile(r"[0-9a-f]{16,256}")
 _SHOWN_CHARS = 60
 _NOT_GRADED = "graded as not submitted (0 points)"
 
@@ -450,7 +455,8 @@ def check_class(course_dir: Path, students: list[str], config=None,
 def stage_handin(course_dir: Path, check: HandinCheck, dest: Path) -> None:
     """Write into dest (the staging copy's submitted/<student>/section09/) exactly what nbgrader should grade: each
     gradeable notebook with deleted exercises restored from release/, and timestamp.txt in nbgrader's collected form
-    (none when there is no usable timestamp). Nothing else of the hand-in is copied."""
+    (none when there is no usable timestamp), and the exchange's submission secret when it is one. Nothing else of the
+    hand-in is copied."""
     if check.blocked:
         raise ValueError(f"{check.student} is not to be graded: {check.reason()}")
     dest = Path(dest)
@@ -461,6 +467,11 @@ def stage_handin(course_dir: Path, check: HandinCheck, dest: Path) -> None:
         notebooks.write(with_exercises_restored(handin, release), dest / f"{name}.ipynb")
     if check.submitted_at is not None:
         (dest / TIMESTAMP).write_text(check.submitted_at.astimezone(timezone.utc).strftime(COLLECTED_FORMAT))
+    secret = submitted_dir(course_dir, check.student) / SUBMISSION_SECRET
+    if secret.is_file() and not secret.is_symlink() and secret.stat().st_size <= 512:
+        text = secret.read_text(errors="replace").strip()
+        if _SECRET.fullmatch(text):
+            (dest / SUBMISSION_SECRET).write_text(text)
 
 
 def format_table(class_problems: list[Problem], checks: dict[str, HandinCheck]) -> str:

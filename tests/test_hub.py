@@ -1,0 +1,136 @@
+"""The course on a real JupyterHub, driven as its users drive it: every command runs in the user's own server, reached
+through the hub's proxy after a PAM login (what their terminal or a notebook would run), never as root behind their
+back. Root only writes the files a student would have typed (their answers) and reads the gradebook at the end.
+
+One class, one loop: the instructor releases; students fetch, work, validate and submit (one twice, one after the
+due date, one with a notebook that is not JSON, one who tries to hand in as a classmate and to slip in the
+instructor's files); the hub restarts in the middle; the instructor collects, grades with the course's runner
+(sandboxed, parallel), generates and releases feedback; each student fetches their own feedback. Then what each
+student can and cannot reach (test_what_a_student_can_reach)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+import pytest
+
+from hubfixture import course_hub
+from rnncourse import notebooks, report
+from rnncourse.course import ASSIGNMENT, NOTEBOOKS, release_notebook, source_notebook, repo_root
+from rnncourse.hub import layout
+
+pytestmark = pytest.mark.hub
+
+NB01 = NOTEBOOKS[0]
+STUDENTS = ["ada", "bob", "cyd", "dan", "eve"]  # roles: see the module docstring and test_the_whole_loop
+GRADE_S = 900  # the runner grading the class in the instructor's server, on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    with course_hub(STUDENTS, tmp_path_factory.mktemp("hub")) as running:
+        yield running
+
+
+def shell(user, command: str, ok: bool = True) -> str:
+    status, out = user.run_shell(command)
+    if ok:
+        assert status == 0, f"{user.name}: `{command}` failed ({status}):\n{out[-3000:]}"
+    return out
+
+
+def completed_notebook_01() -> str:
+    """Notebook 01 as a student who solved it would save it (the release with the source's answers)."""
+    nb = notebooks.filled(notebooks.read(release_notebook(repo_root(), NB01)),
+                          notebooks.solutions(notebooks.read(source_notebook(repo_root(), NB01))))
+    return json.dumps(nb)
+
+
+def save_as(user, relative: str, text: str) -> None:
+    """The student saves a file in their home (from their own kernel, as JupyterLab's editor would)."""
+    user.run_python(f"import pathlib\npathlib.Path.home().joinpath({relative!r}).write_text({text!r})")
+
+
+def keep_only_notebook_01(user) -> None:
+    """The students of this test hand in notebook 01 only (grading all three for six students would take minutes);
+    the others count as not handed in."""
+    shell(user, f"rm -f ~/{ASSIGNMENT}/{NOTEBOOKS[1]}.ipynb ~/{ASSIGNMENT}/{NOTEBOOKS[2]}.ipynb")
+
+
+def results(hub) -> dict:
+    return {(r.student, r.notebook): r for r in report.collect(hub.course_dir)}
+
+
+def test_the_whole_loop(hub):
+    ada, bob, cyd, dan, eve = (hub.user(name) for name in hub.students)
+    teacher = hub.user(hub.instructor)
+    course = f"cd ~/{layout.COURSE_DIR_NAME} && "
+
+    # The instructor releases (as Formgrader's Release button does); students see section09 and fetch it.
+    shell(teacher, course + f"nbgrader release_assignment {ASSIGNMENT}")
+    for student in (ada, bob, cyd, dan, eve):
+        assert ASSIGNMENT in shell(student, "nbgrader list")
+        shell(student, f"nbgrader fetch_assignment {ASSIGNMENT}")
+        keep_only_notebook_01(student)
+
+    # ada solves notebook 01, validates it (as the Validate button does) and submits.
+    save_as(ada, f"{ASSIGNMENT}/{NB01}.ipynb", completed_notebook_01())
+    assert "Success! Your notebook passes all the tests." in shell(ada, f"nbgrader validate {ASSIGNMENT}/{NB01}.ipynb")
+    shell(ada, f"nbgrader submit {ASSIGNMENT}")
+
+    # bob submits the release untouched, then his solved notebook: the second submission is the one graded.
+    shell(bob, f"nbgrader submit {ASSIGNMENT}")
+    save_as(bob, f"{ASSIGNMENT}/{NB01}.ipynb", completed_notebook_01())
+    shell(bob, f"nbgrader submit {ASSIGNMENT}")
+
+    # dan's notebook is not JSON any more (an editor accident); he submits it.
+    save_as(dan, f"{ASSIGNMENT}/{NB01}.ipynb", '{"cells": [ this is not json')
+    shell(dan, f"nbgrader submit {ASSIGNMENT}")
+
+    # eve hands in the release untouched, then tries to hand in "as bob" (her untouched notebook, later than his) and
+    # to pass the instructor's solution off as her own through a link; and leaves a FIFO in her submission.
+    shell(eve, f"nbgrader submit {ASSIGNMENT}")
+    shell(eve, f"nbgrader submit {ASSIGNMENT} --student={bob.name}")
+    solution = hub.course_dir / "source" / ASSIGNMENT / f"{NB01}.ipynb"
+    inbound = hub.course_exchange / "inbound"
+    eve_folder = sorted(p for p in inbound.iterdir() if p.name.startswith(eve.name + "+"))[-1]
+    shell(eve, f"ln -sf {solution} {shlex.quote(str(eve_folder / (NB01 + '.ipynb')))} && "
+               f"mkfifo {shlex.quote(str(eve_folder / 'pipe'))}")
+    # A folder with a name collect cannot parse does not stop the collect for anyone.
+    shell(eve, f"mkdir {inbound}/{eve.name}+{ASSIGNMENT}+not-a-time")
+
+    # The due date passes now; cyd submits her solved notebook after it.
+    shell(teacher, course + f"nbgrader db assignment add {ASSIGNMENT} --duedate=\"$(date -u '+%Y-%m-%d %H:%M:%S') UTC\"")
+    save_as(cyd, f"{ASSIGNMENT}/{NB01}.ipynb", completed_notebook_01())
+    shell(cyd, f"sleep 1 && nbgrader submit {ASSIGNMENT}")
+
+    # The hub restarts (an upgrade, a crash): no submission is lost, and everyone goes on without logging in again.
+    hub.stop()
+    hub.start()
+
+    # The instructor collects, grades with the course's runner, generates and releases feedback.
+    collected = shell(teacher, course + f"nbgrader collect {ASSIGNMENT}")
+    assert f"names {bob.name} but belongs to {eve.name}" in collected
+    assert "not a submission folder name" in collected
+    graded = shell(teacher, course + "python -m rnncourse autograde", ok=False)
+    assert "graded" in graded, graded
+    shell(teacher, course + "python -m rnncourse feedback")
+    shell(teacher, course + f"nbgrader release_feedback {ASSIGNMENT}")
+
+    scores = results(hub)
+    points = scores[(ada.name, NB01)].max_score
+    assert scores[(ada.name, NB01)].final_score == points  # solved, on time
+    assert scores[(bob.name, NB01)].final_score == points  # his last own submission, not eve's forgery
+    assert scores[(cyd.name, NB01)].late_penalty == pytest.approx(0.1 * points)  # late by minutes: one started day
+    assert scores[(eve.name, NB01)].final_score in (0, None), scores[(eve.name, NB01)]  # the link was refused
+    assert scores[(dan.name, NB01)].final_score is None  # not graded, and said why, for him alone
+    assert "is not valid JSON" in scores[(dan.name, NB01)].standing.note
+    assert dan.name in graded and "not valid JSON" in graded
+
+    # Each student fetches their own feedback, and sees their own score in it.
+    for student, expected in ((ada, points), (bob, points), (cyd, 0.9 * points)):
+        shell(student, f"nbgrader fetch_feedback {ASSIGNMENT}")
+        html = shell(student, f"cat ~/{ASSIGNMENT}/feedback/*/{NB01}.html")
+        assert re.search(rf"Score: {expected:g}\b|{expected:g} / {points:g}", html), html[:3000]
