@@ -11,8 +11,8 @@ and it copies following symlinks and opens FIFOs as the instructor. Here:
 - its time is the later of the claimed time and what the kernel recorded: the newest change time (ctime, which no
   user can set) of the folder and everything in it, less CLOCK_SLACK for the seconds a submit takes to copy;
 - a malformed name is logged and skipped;
-- links are copied as links (the autograde preflight then refuses them: rnncourse/handins.py) and FIFOs, sockets
-  and devices are not copied at all.
+- links are copied as links (the autograde preflight then refuses them: rnncourse/handins.py); FIFOs, sockets,
+  devices, and entries another account put into the folder are not copied at all.
 
 Selected in nbgrader_config.py: c.ExchangeFactory.collect = "rnncourse.trustedcollect.TrustedCollect".
 """
@@ -50,11 +50,20 @@ def last_change(path: str) -> dt.datetime:
     return dt.datetime.fromtimestamp(newest, dt.timezone.utc).replace(tzinfo=None)
 
 
-def regular_entries_only(folder: str, names: list[str]) -> list[str]:
-    """copytree's ignore: leave out FIFOs, sockets and devices (opening a FIFO would block the collect)."""
-    keep = (stat.S_ISREG, stat.S_ISDIR, stat.S_ISLNK)
-    return [name for name in names if not any(is_kind(os.lstat(os.path.join(folder, name)).st_mode)
-                                              for is_kind in keep)]
+def students_own_entries(uid: int, log):
+    """copytree's ignore: leave out what the student did not put there (entries another account owns) and what is
+    not a file, folder or link (opening a FIFO would block the collect; devices, sockets)."""
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        left_out = []
+        for name in names:
+            st = os.lstat(os.path.join(folder, name))
+            if st.st_uid != uid or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)
+                                        or stat.S_ISLNK(st.st_mode)):
+                log.warning("Not collecting %s: not the student's own file, folder or link",
+                            os.path.join(folder, name))
+                left_out.append(name)
+        return left_out
+    return ignore
 
 
 class TrustedCollect(ExchangeCollect):
@@ -115,14 +124,14 @@ class TrustedCollect(ExchangeCollect):
             self.trusted_times[records[0]["filename"]] = records[0]["timestamp"]
 
     def do_copy(self, src, dest, log=None):
-        """Copy links as links, leave out special files, and write the trusted time into timestamp.txt."""
+        """Copy links as links, leave out special and foreign entries, write the trusted time into timestamp.txt."""
         if self.get_size(src) > 1000 * self.coursedir.max_dir_size:
             raise RuntimeError(f"{os.path.basename(src)}: folder larger than CourseDirectory.max_dir_size")
         configured = ignore_patterns(exclude=self.coursedir.ignore, include=self.coursedir.include,
                                      max_file_size=self.coursedir.max_file_size, log=self.log)
+        own = students_own_entries(os.lstat(src).st_uid, self.log)
         shutil.copytree(src, dest, symlinks=True,
-                        ignore=lambda folder, names: set(configured(folder, names)) | set(
-                            regular_entries_only(folder, names)))
+                        ignore=lambda folder, names: set(configured(folder, names)) | set(own(folder, names)))
         timestamp = self.trusted_times.get(os.path.basename(src))
         if timestamp is not None:
             timestamp_txt = os.path.join(dest, "timestamp.txt")

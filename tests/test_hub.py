@@ -11,8 +11,10 @@ student can and cannot reach (test_what_a_student_can_reach)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
 
 import pytest
 
@@ -134,3 +136,75 @@ def test_the_whole_loop(hub):
         shell(student, f"nbgrader fetch_feedback {ASSIGNMENT}")
         html = shell(student, f"cat ~/{ASSIGNMENT}/feedback/*/{NB01}.html")
         assert re.search(rf"Score: {expected:g}\b|{expected:g} / {points:g}", html), html[:3000]
+
+
+def reach_checks(hub, other: str, other_submission: str, other_server_pid: int) -> list[tuple[str, str, bool]]:
+    """(what, the shell command a student would try, whether it must succeed). The successes show the denials are
+    not an artefact of a broken account."""
+    repo, course, exchange = repo_root(), hub.course_dir, hub.course_exchange
+    release = exchange / "outbound" / ASSIGNMENT
+    q = shlex.quote
+    return [
+        ("read their own fetched notebook", f"cat ~/{ASSIGNMENT}/{NB01}.ipynb", True),
+        ("read the released assignment", f"cat {release}/{NB01}.ipynb", True),
+        ("list another student's home", f"ls /home/{other}", False),
+        ("read another student's notebook", f"cat /home/{other}/{ASSIGNMENT}/{NB01}.ipynb", False),
+        ("list the submissions in the exchange (inbound)", f"ls {exchange}/inbound", False),
+        ("find another student's submission by name", f"ls -d {exchange}/inbound/{other}+*", False),
+        ("read another student's submission (name known)", f"cat {q(other_submission)}/{NB01}.ipynb", False),
+        ("write into another student's submission (name known)", f"touch {q(other_submission)}/extra.py", False),
+        ("remove another student's submission (name known)", f"rm -rf {q(other_submission)}", False),
+        ("rename another student's submission (name known)", f"mv {q(other_submission)} {q(other_submission)}x",
+         False),
+        ("list the released feedback", f"ls {exchange}/feedback", False),
+        ("write into the release", f"touch {release}/answers.py", False),
+        ("change a released notebook", f"echo x >> {release}/{NB01}.ipynb", False),
+        ("add an assignment to the course's release", f"mkdir {exchange}/outbound/section10", False),
+        ("list the instructor's home", f"ls /home/{hub.instructor}", False),
+        ("read the course's source/ (solutions)", f"cat {course}/source/{ASSIGNMENT}/{NB01}.ipynb", False),
+        ("list autograded/", f"ls {course}/autograded", False),
+        ("read the gradebook", f"cat {course}/gradebook.db", False),
+        ("read the repository's source/ (solutions)", f"cat {repo}/source/{ASSIGNMENT}/{NB01}.ipynb", False),
+        ("read the repository's grading code", f"cat {repo}/rnncourse/grading/nb01.py", False),
+        ("read the hub's database and cookie secret", f"ls {hub.root}/state", False),
+        ("signal another student's server", f"kill -0 {other_server_pid}", False),
+    ]
+
+
+def test_what_a_student_can_reach(hub, tmp_path):
+    """Each check runs in the student's own kernel, behind their hub login; the table lands in
+    artifacts/hub-permissions.txt."""
+    student, other = hub.user(hub.students[0]), hub.user(hub.students[1])
+    other.run_shell("true")  # the other student's server is running (a process to signal)
+    inbound = hub.course_exchange / "inbound"
+    mine = [p for p in inbound.iterdir() if p.name.startswith(other.name + "+")]
+    if not mine:  # this test alone (-k): the instructor releases, the other student submits
+        if not (hub.course_exchange / "outbound" / ASSIGNMENT).exists():
+            shell(hub.user(hub.instructor), f"cd ~/{layout.COURSE_DIR_NAME} && nbgrader release_assignment {ASSIGNMENT}")
+        shell(other, f"nbgrader fetch_assignment {ASSIGNMENT}; nbgrader submit {ASSIGNMENT}")
+        mine = [p for p in inbound.iterdir() if p.name.startswith(other.name + "+")]
+    other_submission = str(sorted(mine)[-1])
+    pid = int(subprocess.run(["pgrep", "-u", other.name, "-f", "jupyterhub-singleuser"], capture_output=True,
+                             text=True).stdout.split()[0])
+    checks = reach_checks(hub, other.name, other_submission, pid)
+    shell(student, f"test -d ~/{ASSIGNMENT} || nbgrader fetch_assignment {ASSIGNMENT}")
+    outcomes = json.loads(student.run_python(
+        "import json, subprocess\n"
+        f"checks = {[command for _, command, _ in checks]!r}\n"
+        "print(json.dumps([subprocess.run(c, shell=True, capture_output=True, text=True).returncode == 0 "
+        "for c in checks]))").strip().splitlines()[-1])
+    # Another student's server, through the hub, with this student's login: refused.
+    other_server = student.api("GET", f"/user/{other.name}/api/contents")
+    table = [f"{'allowed' if ok else 'denied ':7s}  {'(expected)' if ok == want else '(WRONG)   '}  {what}"
+             for (what, _, want), ok in zip(checks, outcomes)]
+    table.append(f"{'allowed' if other_server.status_code == 200 else 'denied '}  "
+                 f"{'(expected)' if other_server.status_code != 200 else '(WRONG)   '}  open another student's server "
+                 f"through the hub (HTTP {other_server.status_code})")
+    artifacts = repo_root() / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "hub-permissions.txt").write_text(f"as {student.name}, against {other.name}:\n" + "\n".join(table)
+                                                   + "\n")
+    print("\n".join(table))
+    assert all(ok == want for (_, _, want), ok in zip(checks, outcomes)), "\n".join(table)
+    assert other_server.status_code in (403, 404), other_server.status_code
+    assert os.path.isdir(other_submission), "the other student's submission is gone"

@@ -116,14 +116,16 @@ def setup_instructor(user: str, roster: Path, password: str | None = None) -> st
     instructor_settings(user)
     chown_tree(layout.home(user), user)
     # The course's exchange folder belongs to the instructor before any student can make one of that name. Its
-    # inbound/ is as nbgrader makes it (students write, cannot list; setgid) plus the sticky bit: nobody can remove
-    # or rename a submission folder they do not own, even knowing its name.
+    # inbound/ is as nbgrader makes it (students write, cannot list; setgid) with two changes: its group is the
+    # staff's, which every submission folder inherits (students' submit makes them 2750: privatesubmit.py), and the
+    # sticky bit: nobody can remove or rename a submission folder they do not own, even knowing its name.
     course_exchange = layout.exchange() / layout.COURSE_ID
     course_exchange.mkdir(exist_ok=True)
     os.chmod(course_exchange, 0o755)
     (course_exchange / "inbound").mkdir(exist_ok=True)
-    os.chmod(course_exchange / "inbound", 0o3733)
     chown_tree(course_exchange, user)
+    shutil.chown(course_exchange / "inbound", group=layout.STAFF_GROUP)
+    os.chmod(course_exchange / "inbound", 0o3733)
     nbgrader = str(layout.env() / "bin" / "nbgrader")
     steps = [[nbgrader, "db", "student", "import", "roster.csv"]]
     if not (course / "release" / ASSIGNMENT).exists():

@@ -5,6 +5,7 @@ Formgrader and Create Assignment back on (accounts.py)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from . import layout
@@ -12,6 +13,8 @@ from . import layout
 # A student fetches, validates and submits; creating assignments and grading are the instructor's.
 INSTRUCTOR_SERVER_EXTENSIONS = ["nbgrader.server_extensions.formgrader"]
 INSTRUCTOR_LAB_PLUGINS = ["@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment"]
+# privatesubmit.py goes into the environment under this name (a module of its own: the course package stays out).
+SUBMIT_MODULE = "section09_private_submit"
 # JupyterLab's news prompt asks the network, which a course hub may not reach.
 QUIET_LAB_PLUGINS = ["@jupyterlab/apputils-extension:announcements"]
 
@@ -23,7 +26,9 @@ def nbgrader_config() -> str:
             f"import os\n"
             f"c = get_config()  # noqa: F821\n"
             f"c.CourseDirectory.course_id = {layout.COURSE_ID!r}\n"
-            f"c.Exchange.root = os.environ.get({layout.EXCHANGE_VARIABLE!r}, {str(layout.exchange())!r})\n")
+            f"c.Exchange.root = os.environ.get({layout.EXCHANGE_VARIABLE!r}, {str(layout.exchange())!r})\n"
+            f"# Submissions readable by the student and the staff only (privatesubmit.py).\n"
+            f"c.ExchangeFactory.submit = '{SUBMIT_MODULE}.PrivateSubmit'\n")
 
 
 def extension_switches(enabled: bool) -> tuple[dict, dict]:
@@ -44,6 +49,8 @@ def write_switches(config_dir: Path, enabled: bool) -> None:
 
 
 def write(env: Path) -> None:
+    site_packages = next((env / "lib").glob("python3*/site-packages"))
+    shutil.copy(Path(__file__).with_name("privatesubmit.py"), site_packages / f"{SUBMIT_MODULE}.py")
     config_dir = env / "etc" / "jupyter"
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "nbgrader_config.py").write_text(nbgrader_config())
