@@ -83,8 +83,8 @@ hub-env: $(STAMP) hub-tools
 hub-users: hub-env
 	$(RUN) $(BIN)/python -m rnncourse.hub users --roster $(ROSTER)
 
-# JupyterHub on http://127.0.0.1:8000 (SECTION09_HUB_PORT), in the foreground; Ctrl-C stops it.
-hub: hub-users
+# JupyterHub on http://127.0.0.1:8000 (SECTION09_HUB_PORT), in the foreground; Ctrl-C stops it. Run hub-users first.
+hub: hub-env
 	$(RUN) $(BIN)/python -m rnncourse.hub start
 
 generate: $(STAMP)
@@ -126,4 +126,4 @@ bench-notebooks: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python benchmarks/autograde_timing.py
 
 clean-demo:
-	rm -rf submitted autograded/*/ feedback reports logs gradebook.db grades.csv .grading
+	rm -rf submitted autograded/*/ feedback reports logs gradebook.db grades.csv canvas.csv .grading

@@ -9,7 +9,7 @@
                  from the hand-in they have now (--force regrades); exit 1 if someone was not graded, 130 when
                  interrupted; --serial runs stock `nbgrader autograde` instead
     feedback     nbgrader generate_feedback (hidden-test code stripped, messages kept)
-    export       nbgrader export to grades.csv (with a column per test)
+    export       nbgrader export to grades.csv (with a column per test), and canvas.csv for Canvas's import
     reports      reports/: score histogram, per-test pass rates, a one-screen summary
     scores       print the per-student, per-notebook score table from the gradebook
 """
@@ -27,7 +27,8 @@ from . import classgrade, classreport, pipeline, report, submissions
 from .kernels.bwrap import SandboxUnavailable, check_sandbox_works
 from .course import ASSIGNMENT, DEMO_DUE_DATE
 
-DEMO_OUTPUTS = ("submitted", "refused", "feedback", "logs", "reports", "gradebook.db", "grades.csv", ".grading")
+DEMO_OUTPUTS = ("submitted", "refused", "feedback", "logs", "reports", "gradebook.db", "grades.csv", "canvas.csv",
+                ".grading")
 
 
 def reset_demo(course_dir: Path) -> None:

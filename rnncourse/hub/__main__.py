@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{layout.course_dir()}; roster imported into its gradebook"
               + (f"; first passwords of the {len(passwords)} new accounts: {where}" if where else ""))
     elif args.step == "start":
+        try:
+            layout.home(layout.instructor())
+        except KeyError:
+            raise SystemExit(f"no account {layout.instructor()}: run `make hub-users ROSTER=<roster.csv>` first") from None
         hubroot.prepare()
         os.chdir(layout.state())
         hub = str(Path(sys.executable).with_name("jupyterhub"))
