@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -55,10 +56,18 @@ def save_as(user, relative: str, text: str) -> None:
     user.run_python(f"import pathlib\npathlib.Path.home().joinpath({relative!r}).write_text({text!r})")
 
 
-def keep_only_notebook_01(user) -> None:
-    """The students of this test hand in notebook 01 only (grading all three for six students would take minutes);
-    the others count as not handed in."""
-    shell(user, f"rm -f ~/{ASSIGNMENT}/{NOTEBOOKS[1]}.ipynb ~/{ASSIGNMENT}/{NOTEBOOKS[2]}.ipynb")
+def fetch_notebook_01(user) -> None:
+    """The student sees section09 in the list and fetches it; the students of this test hand in notebook 01 only
+    (grading all three for five students would take minutes), the others count as not handed in."""
+    out = shell(user, f"nbgrader list && nbgrader fetch_assignment {ASSIGNMENT} && "
+                      f"rm ~/{ASSIGNMENT}/{NOTEBOOKS[1]}.ipynb ~/{ASSIGNMENT}/{NOTEBOOKS[2]}.ipynb")
+    assert f"{layout.COURSE_ID} {ASSIGNMENT}" in out, out
+
+
+def side_by_side(action, items) -> list:
+    """What several students do at the same time (each in their own server)."""
+    with ThreadPoolExecutor(len(items)) as pool:
+        return list(pool.map(action, items))
 
 
 def results(hub) -> dict:
@@ -66,16 +75,12 @@ def results(hub) -> dict:
 
 
 def test_the_whole_loop(hub):
-    ada, bob, cyd, dan, eve = (hub.user(name) for name in hub.students)
-    teacher = hub.user(hub.instructor)
+    teacher, ada, bob, cyd, dan, eve = side_by_side(hub.user, [hub.instructor, *hub.students])  # log in
     course = f"cd ~/{layout.COURSE_DIR_NAME} && "
 
     # The instructor releases (as Formgrader's Release button does); students see section09 and fetch it.
     shell(teacher, course + f"nbgrader release_assignment {ASSIGNMENT}")
-    for student in (ada, bob, cyd, dan, eve):
-        assert ASSIGNMENT in shell(student, "nbgrader list")
-        shell(student, f"nbgrader fetch_assignment {ASSIGNMENT}")
-        keep_only_notebook_01(student)
+    side_by_side(fetch_notebook_01, [ada, bob, cyd, dan, eve])
 
     # ada solves notebook 01, validates it (as the Validate button does) and submits.
     save_as(ada, f"{ASSIGNMENT}/{NB01}.ipynb", completed_notebook_01())
@@ -132,10 +137,13 @@ def test_the_whole_loop(hub):
     assert dan.name in graded and "not valid JSON" in graded
 
     # Each student fetches their own feedback, and sees their own score in it.
-    for student, expected in ((ada, points), (bob, points), (cyd, 0.9 * points)):
-        shell(student, f"nbgrader fetch_feedback {ASSIGNMENT}")
-        html = shell(student, f"cat ~/{ASSIGNMENT}/feedback/*/{NB01}.html")
+    def fetch_feedback(student) -> str:
+        return shell(student, f"nbgrader fetch_feedback {ASSIGNMENT} && cat ~/{ASSIGNMENT}/feedback/*/{NB01}.html")
+
+    for (student, expected), html in zip(((ada, points), (bob, points), (cyd, 0.9 * points)),
+                                         side_by_side(fetch_feedback, [ada, bob, cyd])):
         assert re.search(rf"Score: {expected:g}\b|{expected:g} / {points:g}", html), html[:3000]
+        assert not any(other in html for other in hub.students if other != student.name)  # theirs alone
 
 
 def reach_checks(hub, other: str, other_submission: str, other_server_pid: int) -> list[tuple[str, str, bool]]:
