@@ -267,7 +267,7 @@ def id_problem(student: str) -> str | None:
 
 def _entries(folder: Path) -> tuple[dict[str, Path], list[str]]:
     """({assignment notebook name: path} for each handed in as a plain file, in teaching order; the names of every
-    other entry but timestamp.txt and caches, a folder's with '/')."""
+    other entry but timestamp.txt, the exchange's submission secret and caches, a folder's with '/')."""
     files = {f"{name}.ipynb": name for name in NOTEBOOKS}
     try:
         names = sorted(os.listdir(folder))
@@ -276,7 +276,7 @@ def _entries(folder: Path) -> tuple[dict[str, Path], list[str]]:
     found, others = {}, []
     for name in names:
         path = folder / name
-        if name in _CACHES or (name == TIMESTAMP and handins.is_plain_file(path)):
+        if name in _CACHES or (name in (TIMESTAMP, SUBMISSION_SECRET) and handins.is_plain_file(path)):
             continue
         if name in files and handins.is_plain_file(path):
             found[files[name]] = path

@@ -31,7 +31,6 @@ from hubclient import SERVER_START_S
 from hubfixture import course_hub
 from rnncourse import notebooks, report
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, repo_root, source_notebook
-from rnncourse.hub import layout
 from test_browser import (  # noqa: F401 -- `browser` is a fixture used by name
     ARTIFACTS,
     VALIDATE_S,
@@ -328,10 +327,6 @@ def test_3_instructor_collects_grades_and_releases_feedback(hub, people):
         terminal = page.locator(".jp-Terminal:not(.lm-mod-hidden)")
         terminal.locator(".xterm-screen").wait_for()
         terminal.click()
-        # WORKAROUND, until the hub's terminals keep the server's PATH: JupyterLab starts a terminal as a login shell
-        # (`bash -l`: the server has no tty), and Debian's /etc/profile resets PATH to /usr/local/bin:/usr/bin:/bin,
-        # so `python` / `nbgrader` of the course environment are not found ("bash: python: command not found").
-        page.keyboard.type(f"export PATH={layout.env() / 'bin'}:$PATH\n")
         page.keyboard.type("cd ~/section09-course && python -m rnncourse autograde; touch ~/autograde.done\n")
         started = time.monotonic()
         wait_until(done.exists, GRADE_S, "the runner in the instructor's terminal")

@@ -39,6 +39,11 @@ def extension_switches(enabled: bool) -> tuple[dict, dict]:
     return server, lab
 
 
+# JupyterLab starts a terminal as a login shell, and Debian's /etc/profile then resets PATH, losing the course
+# environment (`python`, `nbgrader` not found); a plain interactive shell keeps the server's PATH.
+TERMINAL_SETTINGS = {"ServerApp": {"terminado_settings": {"shell_command": ["/bin/bash"]}}}
+
+
 def write_switches(config_dir: Path, enabled: bool) -> None:
     server, lab = extension_switches(enabled)
     (config_dir / "jupyter_server_config.d").mkdir(parents=True, exist_ok=True)
@@ -55,3 +60,5 @@ def write(env: Path) -> None:
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "nbgrader_config.py").write_text(nbgrader_config())
     write_switches(config_dir, enabled=False)
+    # Jupyter reads the .d folder only for extension switches; settings go into the main file.
+    (config_dir / "jupyter_server_config.json").write_text(json.dumps(TERMINAL_SETTINGS, indent=2))
