@@ -27,7 +27,7 @@ c.JupyterHub.hub_port = layout.port() + 1
 # configurable-http-proxy from npm, pinned by package.json / package-lock.json and installed into node_modules/ by
 # `make hub-tools` (npm ci). Its REST API on loopback, two ports up; the hub starts and stops it.
 c.ConfigurableHTTPProxy.command = [str(repo_root() / "node_modules" / ".bin" / "configurable-http-proxy")]
-c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{layout.port() + 2}"
+c.ConfigurableHTTPProxy.api_url = f"https://127.0.0.1:{layout.port() + 2}"  # TLS: internal_ssl below
 c.ConfigurableHTTPProxy.pid_file = str(layout.state() / "proxy.pid")
 
 # --- The hub's own state ----------------------------------------------------------------------------------------------
@@ -37,6 +37,12 @@ c.JupyterHub.db_url = f"sqlite:///{layout.state() / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(layout.state() / "jupyterhub_cookie_secret")
 # Stopping the hub (restart, upgrade) leaves users' servers running; the new hub finds them again.
 c.JupyterHub.cleanup_servers = False
+# The hub, the proxy and the users' servers talk over TLS with certificates from the hub's own CA (kept in state/;
+# each server's in its owner's home). Any account can listen on a loopback port: without this, a student's process
+# that took the hub's API port while the hub was down would be believed by every running server (and handed their
+# tokens).
+c.JupyterHub.internal_ssl = True
+c.JupyterHub.internal_certs_location = str(layout.state() / "internal-ssl")
 
 # --- Who may log in ---------------------------------------------------------------------------------------------------
 # PAM checks the password of the machine's account. Only the course's accounts may log in: `make hub-users` puts
@@ -62,17 +68,23 @@ c.Spawner.default_url = "/lab"
 # students share the cores).
 c.Spawner.env_keep = ["LANG", "LC_ALL"]
 c.Spawner.environment = {"PATH": f"{layout.env() / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-                         layout.EXCHANGE_VARIABLE: str(layout.exchange()), "OMP_NUM_THREADS": "1"}
+                         layout.EXCHANGE_VARIABLE: str(layout.exchange()), "OMP_NUM_THREADS": "1",
+                         # nothing in ~/.local changes what the server runs (a student's sitecustomize, say)
+                         "PYTHONNOUSERSITE": "1"}
 # A busy machine (a whole class logging in) starts servers slowly: wait up to two minutes.
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 
 
-def course_package_for_staff(spawner):
+def settings_by_role(spawner):
     """The instructor's server imports the course package (the preprocessors nbgrader_config.py names, the grading
-    runner) from their course directory; students' servers have no such path, and could not read it."""
+    runner) from their course directory and reads their ~/.jupyter (Formgrader on). A student's server ignores the
+    student's own Jupyter configuration: all servers share the hub's address, and a server extension or page of a
+    student's making, served there, could act in the instructor's browser."""
     if spawner.user.name in grp.getgrnam(layout.STAFF_GROUP).gr_mem:
         spawner.environment = {**spawner.environment, "PYTHONPATH": str(layout.course_dir(spawner.user.name))}
+    else:
+        spawner.disable_user_config = True
 
 
-c.Spawner.pre_spawn_hook = course_package_for_staff
+c.Spawner.pre_spawn_hook = settings_by_role

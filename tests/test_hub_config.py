@@ -29,6 +29,10 @@ def test_the_hub_listens_on_loopback_with_pam_and_local_accounts():
     # The hub's state is kept where only root reads it, and users' servers outlive a hub restart.
     assert str(layout.state()) in config.JupyterHub.db_url
     assert config.JupyterHub.cleanup_servers is False
+    # ... which is safe only because servers trust a hub by its certificate, not by its port.
+    assert config.JupyterHub.internal_ssl is True
+    assert config.ConfigurableHTTPProxy.api_url.startswith("https://127.0.0.1:")
+    assert str(layout.state()) in config.JupyterHub.internal_certs_location
 
 
 def test_the_proxy_is_the_pinned_npm_package():
@@ -73,3 +77,20 @@ def test_a_roster_id_that_cannot_be_an_account_is_refused(tmp_path):
     bad.write_text("id,first_name\nRobert'); DROP,x\n../etc,y\n")
     with pytest.raises(RosterError, match="not usable as account names"):
         read_roster(bad)
+
+
+def test_formgrader_strips_a_students_scripts(tmp_path):
+    """The instructor's nbgrader settings make the HTML exporter (Formgrader's) drop a student's script and event
+    handlers: all servers share the hub's address, so a script in a submission would run as the instructor."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from rnncourse.hub.accounts import instructor_nbgrader_config
+
+    (tmp_path / "nbgrader_config.py").write_text(instructor_nbgrader_config(tmp_path / "course"))
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        '<img src=x onerror="fetch(\'/steal\')"> <script>alert(1)</script> **bold**')])
+    html, _ = HTMLExporter(config=config).from_notebook_node(nb)
+    assert "<img src=x" not in html and "<script>alert(1)" not in html  # shown as text, never as a tag
+    assert "<strong>bold</strong>" in html

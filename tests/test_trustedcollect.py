@@ -71,3 +71,33 @@ def test_collect_trusts_the_filesystem_not_the_names(tmp_path):
     assert not (course / "submitted" / "daemon").exists()
     assert "names daemon but belongs to nobody" in log
     assert "not a submission folder name" in log
+
+
+def test_one_unfit_folder_stops_no_one_else(tmp_path):
+    """A submission nested deeper than the collect goes, and one larger than max_dir_size, are reported and left
+    out; the classmate's is collected."""
+    exchange = tmp_path / "exchange"
+    inbound = exchange / "section9-rnn" / "inbound"
+    inbound.mkdir(parents=True)
+    course = new_course_dir(tmp_path / "course", extra_config=f"c.Exchange.root = {str(exchange)!r}")
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    deep = handed_in(inbound, f"nobody+{ASSIGNMENT}+{now}+abc", "nobody", now)
+    folder = deep
+    for _ in range(12):
+        folder = folder / "d"
+        folder.mkdir()
+        os.lchown(folder, pwd.getpwnam("nobody").pw_uid, -1)
+    big = handed_in(inbound, f"daemon+{ASSIGNMENT}+{now}+def", "daemon", now)
+    with open(big / "huge.bin", "wb") as handle:  # sparse: 200 GB claimed, nothing written
+        handle.truncate(200 * 10**9)
+    os.lchown(big / "huge.bin", pwd.getpwnam("daemon").pw_uid, -1)
+    honest = handed_in(inbound, f"bin+{ASSIGNMENT}+{now}+ghi", "bin", now)
+
+    result = pipeline.nbgrader(course, "collect", ASSIGNMENT)
+    log = Path(result.log).read_text()
+    assert result.ok, log
+    assert (course / "submitted" / "bin" / ASSIGNMENT / NB01).is_file(), log
+    assert not (course / "submitted" / "nobody").exists() or not any((course / "submitted" / "nobody").iterdir())
+    assert not (course / "submitted" / "daemon" / ASSIGNMENT).exists()
+    assert "nested deeper" in log and "max_dir_size" in log
+    assert honest.exists()

@@ -11,6 +11,7 @@ import pwd
 import re
 import secrets
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from ..course import ASSIGNMENT, repo_root
 
 # useradd's own rule for portable names (and nbgrader's student ids need nothing more)
 ACCOUNT_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Accounts below this uid, or with a home outside /home, are the system's (login.defs' UID_MIN on Debian).
+FIRST_PERSON_UID = 1000
 # What the instructor's course directory is made of: what an instructor commits (the grading code included).
 COURSE_PARTS = ("nbgrader_config.py", "source", "rnncourse")
 
@@ -53,7 +56,10 @@ def ensure_account(name: str, group: str, password: str | None = None) -> str | 
     one for an account created now, None for an existing account (its password is left alone)."""
     ensure_group(group)
     try:
-        pwd.getpwnam(name)
+        existing = pwd.getpwnam(name)
+        if existing.pw_uid < FIRST_PERSON_UID or not existing.pw_dir.startswith("/home/"):
+            raise SystemExit(f"{name} is a system account (uid {existing.pw_uid}, home {existing.pw_dir}); a roster "
+                             f"id must be a person's account: rename it in the roster")
         created = False
         subprocess.run(["usermod", "--append", "--groups", group, name], check=True)
     except KeyError:
@@ -92,20 +98,49 @@ def install_course(user: str) -> Path:
     return course
 
 
+def instructor_nbgrader_config(course: Path) -> str:
+    return ('"""Written by `python -m rnncourse.hub users`: Formgrader grades the course in '
+            f'{course}."""\nc = get_config()  # noqa: F821\n'
+            f"c.CourseDirectory.root = {str(course)!r}\n"
+            "# Formgrader shows students' notebooks on the hub's address, in the instructor's browser: their HTML and\n"
+            "# scripts are stripped, or a student's markdown could act as the instructor.\n"
+            "c.HTMLExporter.sanitize_html = True\n")
+
+
 def instructor_settings(user: str) -> None:
     """~/.jupyter of the instructor: Formgrader on, pointed at the course directory."""
     config_dir = layout.home(user) / ".jupyter"
     config_dir.mkdir(exist_ok=True)
-    (config_dir / "nbgrader_config.py").write_text(
-        '"""Written by `python -m rnncourse.hub users`: Formgrader grades the course in ~/'
-        f'{layout.COURSE_DIR_NAME}."""\nc = get_config()  # noqa: F821\n'
-        f"c.CourseDirectory.root = {str(layout.course_dir(user))!r}\n")
+    (config_dir / "nbgrader_config.py").write_text(instructor_nbgrader_config(layout.course_dir(user)))
     envconfig.write_switches(config_dir, enabled=True)
 
 
 def chown_tree(path: Path, user: str) -> None:
     entry = pwd.getpwnam(user)
     subprocess.run(["chown", "-R", f"{entry.pw_uid}:{entry.pw_gid}", str(path)], check=True)
+
+
+def own_course_exchange(user: str) -> None:
+    """The course's exchange folder, the instructor's before any student can make one of that name. Its inbound/ is
+    as nbgrader makes it (students write, cannot list; setgid) with two changes: its group is the staff's, which every
+    submission folder inherits (students' submit makes them 0750: privatesubmit.py), and the sticky bit: nobody can
+    remove or rename a submission folder they do not own, even knowing its name. Only these two folders change owner
+    (never what students put inside), and a folder someone else made, or a link, is refused rather than adopted."""
+    entry = pwd.getpwnam(user)
+    course_exchange = layout.exchange() / layout.COURSE_ID
+    inbound = course_exchange / "inbound"
+    for folder, mode in ((course_exchange, 0o755), (inbound, 0o3733)):
+        try:
+            os.mkdir(folder, 0o700)  # root's until its modes and owner are set below
+        except FileExistsError:
+            pass
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, entry.pw_uid):
+            raise SystemExit(f"{folder} was not made by the course (owner uid {st.st_uid}, or not a folder): move it "
+                             f"aside and run hub-users again")
+        os.chmod(folder, mode)
+        os.chown(folder, entry.pw_uid, grp.getgrnam(layout.STAFF_GROUP).gr_gid if folder == inbound else entry.pw_gid,
+                 follow_symlinks=False)
 
 
 def setup_instructor(user: str, roster: Path, password: str | None = None) -> str | None:
@@ -115,17 +150,7 @@ def setup_instructor(user: str, roster: Path, password: str | None = None) -> st
     shutil.copy2(roster, course / "roster.csv")
     instructor_settings(user)
     chown_tree(layout.home(user), user)
-    # The course's exchange folder belongs to the instructor before any student can make one of that name. Its
-    # inbound/ is as nbgrader makes it (students write, cannot list; setgid) with two changes: its group is the
-    # staff's, which every submission folder inherits (students' submit makes them 2750: privatesubmit.py), and the
-    # sticky bit: nobody can remove or rename a submission folder they do not own, even knowing its name.
-    course_exchange = layout.exchange() / layout.COURSE_ID
-    course_exchange.mkdir(exist_ok=True)
-    os.chmod(course_exchange, 0o755)
-    (course_exchange / "inbound").mkdir(exist_ok=True)
-    chown_tree(course_exchange, user)
-    shutil.chown(course_exchange / "inbound", group=layout.STAFF_GROUP)
-    os.chmod(course_exchange / "inbound", 0o3733)
+    own_course_exchange(user)
     nbgrader = str(layout.env() / "bin" / "nbgrader")
     steps = [[nbgrader, "db", "student", "import", "roster.csv"]]
     if not (course / "release" / ASSIGNMENT).exists():
