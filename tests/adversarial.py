@@ -1,12 +1,14 @@
 """Hostile submissions: what a student could hand in to gain points, read what is hidden, or hurt others.
 
-Each attack is a student (id ``x_<name>``) handing in notebook 01 (two also hand in notebook 03). `expected` is
-what the student deserves per test cell; the sandbox must give exactly that, and `tests/test_sandbox.py` checks that
-nothing outside the student's own results changed. In the attack code, COURSE stands for the course directory's
-absolute path, REPO for the repository's, PORT for a TCP port the test listens on outside the sandbox,
-SECRET_FILE for a file only the grader can read (its content, like the grader's RNNCOURSE_TEST_SECRET environment
-variable, is a random token) and SECRET_BACKWARDS for that token reversed (what a heap scan looks for, without the
-token itself in the kernel's memory): the attacker is assumed to know where everything is.
+Each attack is a student (id ``x_<name>``) handing in notebook 01 (two also hand in notebook 03). `expected` is what
+the student deserves per test cell; the sandbox must give exactly that, and `tests/test_sandbox.py` checks that
+nothing outside the student's own results changed. An attack's code goes in solution or test cells, or in graded
+cells of its own: `tests/test_sandbox.py` hands each notebook in without the demo cells no graded cell needs. In the
+attack code, COURSE stands for the course directory's absolute path, REPO for the repository's, PORT for a TCP port
+the test listens on outside the sandbox, SECRET_FILE for a file only the grader can read (its content, like the
+grader's RNNCOURSE_TEST_SECRET environment variable, is a random token) and SECRET_BACKWARDS for that token reversed
+(what a heap scan looks for, without the token itself in the kernel's memory): the attacker is assumed to know where
+everything is.
 
 Hidden tests do not run in the kernel (rnncourse/kernels/executor.py): a test cell's visible part runs there, its hidden checks
 run in the grader and call the student's functions through the call protocol (rnncourse/kernels). So the attacks

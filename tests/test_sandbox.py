@@ -1,13 +1,14 @@
 """The grading sandbox under attack, through the real pipeline: `nbgrader autograde` with the course's own config.
 
-A course grades an honest student ("peer"), fingerprints everything that is not the attackers' (source/, release/,
-the config, the peer's folders and gradebook rows, the repository's grading code), then grades every attack in
-`adversarial.py` in one autograde run. Each attack must score exactly what it deserves, leave the notes the report
-promises, leak nothing, and change nothing else. The attacks on the grading design (hidden checks run in the grader,
-not the kernel) are checked for what they did as well as for their score: a forged execute_result is shown as plain
-output, a rewritten cell is judged by the grader, the kernel holds no hidden-test code, text or secret, and garbage
-on the call protocol costs only that notebook's points. A second course grades two attacks with stock nbgrader (the
-solution thief and a forged execute_result), for the README's side-by-side.
+A course grades an honest student ("peer") and is copied once per group of attacks (GROUPS, one per CPU core); each
+copy fingerprints everything that is not the attackers' (source/, release/, the config, the peer's folders and
+gradebook rows, the repository's grading code), then grades its group of the attacks in `adversarial.py` in one
+autograde run, the groups' runs at the same time. Each attack must score exactly what it deserves, leave the notes
+the report promises, leak nothing, and change nothing else. The attacks on the grading design (hidden checks run in
+the grader, not the kernel) are checked for what they did as well as for their score: a forged execute_result is
+shown as plain output, a rewritten cell is judged by the grader, the kernel holds no hidden-test code, text or
+secret, and garbage on the call protocol costs only that notebook's points. A second course grades two attacks with
+stock nbgrader (the solution thief and a forged execute_result), for the README's side-by-side.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from adversarial import ATTACKS, NB01, NB01_POINTS, NB03, NB03_POINTS
-from conftest import make_course
+from conftest import make_course, without_unneeded_demos
 
 from rnncourse import notebooks, pipeline, report, submissions
 from rnncourse.kernels import bwrap, executor, manager
@@ -36,12 +37,51 @@ pytestmark = pytest.mark.autograde
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTACKS_BY_NAME = {attack.name: attack for attack in ATTACKS}
-# Shorter limits than the course's, so the attacks that wait for one finish sooner.
+# Shorter limits than the course's, so the attacks that wait for one finish sooner. Not shorter still: a cell's limit
+# is every attacker's in the copy, and heap_scan's last cell scans for up to 12 s (flood_output's prints for several).
 FASTER_LIMITS = """
 # tests/test_sandbox.py: shorter limits, so the attacks that wait for them finish sooner
 c.Execute.timeout = 15
 c.SandboxedExecute.memory_limit_mb = 2048
 """
+# The attacks are graded in copies of the course at once, each copy one `nbgrader autograde` run of its group: one
+# copy per CPU core (at most 4), so that most of an attack's time, spent waiting (for a cell's time limit, a call's
+# deadline, a kernel that stopped answering), overlaps with the others'. Not more runs than cores: several attacks
+# work against time limits of their own (heap_scan's memory scan, stack_walk's heap walk inside a 10 s call), and a
+# kernel that has to share its core with more runs than there are cores may not finish in time (three runs on two
+# cores, the machine busy, left heap_scan's memory scan unfinished at its 12 s).
+GROUPS = max(1, min(4, len(os.sched_getaffinity(0))))
+ORDINARY_SECONDS = 2.5  # what grading an ordinary attack's notebook takes (kernel, cells, hidden checks)
+# Seconds an attack takes beyond that, where it waits out a limit or works hard on purpose (as measured with
+# FASTER_LIMITS on a 2-core machine): what the groups are balanced by.
+EXTRA_SECONDS = {
+    "hold_the_grader": 60,  # each of rnn_step's 5 hidden cases may hold the grader's call past its 10 s limit and
+                            # the grace after it (35 to 85 s, by timing)
+    "patch_builtin_bool": 28,  # one or two cells in a row wait out their 15 s limit, then the kernel is stopped
+    "protocol_hang": 20,  # the grader's deadline, then the kernel is stopped
+    "loop_ignoring_interrupt": 19,  # a cell's 15 s limit, an interrupt ignored, then the kernel is stopped
+    "invalid_notebook": 18,  # two more nbgrader runs: the dropped notebook 01, then its notebook 03 alone
+    "endless_loop": 17,  # a cell's 15 s limit
+    "heap_scan": 11,  # scans the heap for 4 s in a call and for up to 12 s in its last cell
+    "fork_many": 8,
+    "os_exit": 7,  # notebook 03 too
+    "patch_builtins": 7,
+    "flood_output": 6,
+    "trace_hooks": 4,
+    "eat_memory": 3,
+    "import_other_ways": 2,
+}
+
+
+def attack_groups() -> list[list]:
+    """ATTACKS in GROUPS groups of about the same grading time (the longest first, each to the group with the least
+    so far), each group in catalog order."""
+    groups: list[list] = [[] for _ in range(GROUPS)]
+    for attack in sorted(ATTACKS, key=lambda a: -EXTRA_SECONDS.get(a.name, 0)):
+        min(groups, key=lambda g: sum(ORDINARY_SECONDS + EXTRA_SECONDS.get(a.name, 0) for a in g)).append(attack)
+    return [sorted(group, key=ATTACKS.index) for group in groups]
+
+
 class ConnectionCounter:
     """A TCP server on the grader's loopback that counts who connects."""
 
@@ -87,6 +127,9 @@ SECRET = secrets.token_hex(16)  # in a grader-only file and in the grader's envi
 
 
 def hand_in(course: Path, attack, port: int, secret_file: Path) -> None:
+    """The attack's notebooks, as a student hands them in, without the demo cells no graded cell needs (as the
+    mutation catalog's entries; conftest.without_unneeded_demos): no attack is in those cells or depends on them,
+    and each would cost every attacker's kernel its seconds of plotting and training."""
     sources = {nb: notebooks.read(source_notebook(course, nb)) for nb in (NB01, NB03)}
     releases = {nb: notebooks.read(release_notebook(course, nb)) for nb in (NB01, NB03)}
     handed = {}
@@ -96,9 +139,9 @@ def hand_in(course: Path, attack, port: int, secret_file: Path) -> None:
             cell.source = (cell.source.replace("COURSE", str(course)).replace("REPO", str(ROOT))
                            .replace("PORT", str(port)).replace("SECRET_FILE", str(secret_file))
                            .replace("SECRET_BACKWARDS", SECRET[::-1]))
-        handed[NB01] = nb
+        handed[NB01] = without_unneeded_demos(nb)
     if attack.also_nb03:
-        handed[NB03] = notebooks.filled(releases[NB03], notebooks.solutions(sources[NB03]))
+        handed[NB03] = without_unneeded_demos(notebooks.filled(releases[NB03], notebooks.solutions(sources[NB03])))
     folder = submissions.write_submission(course, attack.student, handed)
     if attack.invalid_nb01:
         (folder / f"{NB01}.ipynb").write_text('{"cells": [ this is not JSON')
@@ -106,38 +149,52 @@ def hand_in(course: Path, attack, port: int, secret_file: Path) -> None:
 
 @dataclass
 class AttackedCourse:
-    path: Path
-    before: dict
-    after: dict
+    courses: list  # the course copies, one per group of attacks
+    students: dict  # attacker's student id -> the course copy that graded it
+    before: list  # each copy's fingerprint before its attacks were graded, and after
+    after: list
     scores: dict
     notes: dict
     connections: int
-    result: pipeline.StepResult
+    results: dict  # course copy -> its autograde run of the attackers
+
+    def course_of(self, student: str) -> Path:
+        return self.students[student]
 
 
-def _attacked_course(course: Path) -> AttackedCourse:
+def _attacked_courses(course: Path) -> AttackedCourse:
     with open(course / "nbgrader_config.py", "a") as config:
         config.write(FASTER_LIMITS)
     assert pipeline.generate(course).ok
     release, source = (notebooks.read(f(course, NB01)) for f in (release_notebook, source_notebook))
     submissions.write_submission(course, "peer", {NB01: notebooks.filled(release, notebooks.solutions(source))})
     assert pipeline.autograde(course, quiet=True, students="peer").ok
-    before = fingerprint(course)
+    # The same course, the peer graded, once per group of attacks (a copy is as the course was: gradebook included).
+    courses = [course] + [Path(shutil.copytree(course, course.with_name(f"{course.name}-{i}"), symlinks=True))
+                          for i in range(1, GROUPS)]
+    groups = dict(zip(courses, attack_groups()))
+    before = [fingerprint(c) for c in courses]
     secret_file = course.parent / "instructor-only.txt"
     secret_file.write_text(SECRET)
     secret_file.chmod(0o600)
     listener = ConnectionCounter()
     os.environ["RNNCOURSE_TEST_SECRET"] = SECRET  # nbgrader, and so a stock kernel, inherits the grader's environment
     try:
-        for attack in ATTACKS:
-            hand_in(course, attack, listener.port, secret_file)
-        result = pipeline.autograde(course, quiet=True, students="x_*")
+        for c, group in groups.items():
+            for attack in group:
+                hand_in(c, attack, listener.port, secret_file)
+        with ThreadPoolExecutor(max_workers=len(courses)) as pool:
+            runs = {c: pool.submit(pipeline.autograde, c, quiet=True, students="x_*") for c in courses}
+            results = {c: run.result() for c, run in runs.items()}
     finally:
         listener.close()
         del os.environ["RNNCOURSE_TEST_SECRET"]
-    results = report.collect(course)
-    return AttackedCourse(course, before, fingerprint(course), report.scores_by_cell(course),
-                          {(r.student, r.notebook): r.notes for r in results}, listener.connections, result)
+    scores, notes = {}, {}
+    for c in courses:
+        scores.update(report.scores_by_cell(c))
+        notes.update({(r.student, r.notebook): r.notes for r in report.collect(c)})
+    return AttackedCourse(courses, {a.student: c for c, group in groups.items() for a in group}, before,
+                          [fingerprint(c) for c in courses], scores, notes, listener.connections, results)
 
 
 STOCK_ATTACKS = ("steal_solutions", "forge_displayhook")  # graded with stock nbgrader too, for the README
@@ -157,27 +214,34 @@ def _stock_course(course: Path) -> dict:
 def attacked(tmp_path_factory):
     base = tmp_path_factory.mktemp("sandbox")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        attacked = pool.submit(_attacked_course, make_course(base / "attacked"))
+        attacked = pool.submit(_attacked_courses, make_course(base / "attacked"))
         stock = pool.submit(_stock_course, make_course(base / "stock"))
         course = attacked.result()
         course.stock_scores = stock.result()
     return course
 
 
-def _graded(course: Path) -> list:
+def _autograded(where, student: str, notebook: str = NB01) -> Path:
+    """The student's autograded notebook; `where` is a course directory, or the attacked courses (the student's
+    own copy)."""
+    return autograded_notebook(where.course_of(student) if isinstance(where, AttackedCourse) else where, student,
+                               notebook)
+
+
+def _graded(attacked: AttackedCourse) -> list:
     """The attacks whose notebook 01 was graded (test_every_attacked_notebook_is_graded says which were not)."""
-    return [a for a in ATTACKS if autograded_notebook(course, a.student, NB01).exists()]
+    return [a for a in ATTACKS if _autograded(attacked, a.student).exists()]
 
 
-def _test_cells(course: Path, student: str, notebook: str = NB01) -> dict:
+def _test_cells(where, student: str, notebook: str = NB01) -> dict:
     """{grade id: outputs} of the autograded notebook's test cells."""
-    nb = notebooks.read(autograded_notebook(course, student, notebook))
+    nb = notebooks.read(_autograded(where, student, notebook))
     return {notebooks.nbgrader_meta(c)["grade_id"]: c.get("outputs", []) for c in nb.cells
             if (notebooks.nbgrader_meta(c).get("grade_id") or "").startswith("test_")}
 
 
-def _cell_outputs(course: Path, student: str, grade_id: str, notebook: str = NB01) -> list:
-    nb = notebooks.read(autograded_notebook(course, student, notebook))
+def _cell_outputs(where, student: str, grade_id: str, notebook: str = NB01) -> list:
+    nb = notebooks.read(_autograded(where, student, notebook))
     return next(c.get("outputs", []) for c in nb.cells if notebooks.nbgrader_meta(c).get("grade_id") == grade_id)
 
 
@@ -189,8 +253,8 @@ def _shown(output) -> str:
     return str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
 
 
-def _outputs(course: Path, student: str, notebook: str = NB01) -> str:
-    nb = notebooks.read(autograded_notebook(course, student, notebook))
+def _outputs(where, student: str, notebook: str = NB01) -> str:
+    nb = notebooks.read(_autograded(where, student, notebook))
     texts = []
     for cell in nb.cells:
         for output in cell.get("outputs", []):
@@ -221,30 +285,32 @@ def test_a_broken_notebook_costs_only_its_own_points(attacked, name):
 
 
 def test_nothing_outside_the_attackers_results_changed(attacked):
-    """The peer handed in notebook 01 only (nbgrader lists the others as 0, not submitted)."""
-    assert attacked.before["peer grades"][NB01] == NB01_POINTS
-    assert attacked.after["peer grades"][NB01] == NB01_POINTS
-    for notebook in (NB03, "02_lstm_gates"):
-        assert set(attacked.after["peer grades"].get(notebook, {}).values()) <= {0.0}
-    changed = {path for path in attacked.before["files"].keys() | attacked.after["files"].keys()
-               if attacked.before["files"].get(path) != attacked.after["files"].get(path)}
-    assert not changed
+    """The peer handed in notebook 01 only (nbgrader lists the others as 0, not submitted). In every course copy."""
+    assert len(attacked.before) == len(attacked.after) == GROUPS
+    for before, after in zip(attacked.before, attacked.after):
+        assert before["peer grades"][NB01] == NB01_POINTS
+        assert after["peer grades"][NB01] == NB01_POINTS
+        for notebook in (NB03, "02_lstm_gates"):
+            assert set(after["peer grades"].get(notebook, {}).values()) <= {0.0}
+        changed = {path for path in before["files"].keys() | after["files"].keys()
+                   if before["files"].get(path) != after["files"].get(path)}
+        assert not changed
 
 
 def test_nothing_leaks_and_nothing_gets_out(attacked):
-    for attack in _graded(attacked.path):  # the hidden block, the checks, the references, the secret: never shown
-        shown = _outputs(attacked.path, attack.student)
+    for attack in _graded(attacked):  # the hidden block, the checks, the references, the secret: never shown
+        shown = _outputs(attacked, attack.student)
         for hidden in (SECRET, "BEGIN HIDDEN", "check_rnn_step(globals())", "def check_", "def reference_"):
             assert hidden not in shown, (attack.name, hidden)
-    leaked = _outputs(attacked.path, "x_read_hidden")
+    leaked = _outputs(attacked, "x_read_hidden")
     assert "LEAK" not in leaked, leaked[:3000]
     assert "blocked" in leaked and SECRET not in leaked
     for hidden in ("check_rnn_step(globals())", "def check_rnn_step", "BEGIN HIDDEN TESTS"):
         assert hidden not in leaked
     for student in ("x_write_gradebook", "x_write_others"):
-        written = _outputs(attacked.path, student)
+        written = _outputs(attacked, student)
         assert "WROTE" not in written and "blocked" in written, written[:3000]
-    network = _outputs(attacked.path, "x_network")
+    network = _outputs(attacked, "x_network")
     assert "CONNECTED" not in network and "blocked" in network
     assert attacked.connections == 0
 
@@ -252,7 +318,7 @@ def test_nothing_leaks_and_nothing_gets_out(attacked):
 def test_forked_kernels_see_no_neighbour(attacked):
     """A kernel forked from the zygote cannot reach the zygote, list other kernels' folders or see their
     processes: its PID namespace holds only itself (and what it starts)."""
-    seen = _outputs(attacked.path, "x_neighbours")
+    seen = _outputs(attacked, "x_neighbours")
     assert "LEAK" not in seen, seen[:3000]
     processes = re.search(r"PROCESSES \[([\d, ]*)\]", seen)
     assert processes and len(processes.group(1).split(",")) <= 3, seen[:3000]
@@ -261,7 +327,7 @@ def test_forked_kernels_see_no_neighbour(attacked):
 
 
 def test_fork_is_limited_and_every_process_is_gone(attacked):
-    forked = re.search(r"forked (\d+) processes", _outputs(attacked.path, "x_fork_many"))
+    forked = re.search(r"forked (\d+) processes", _outputs(attacked, "x_fork_many"))
     assert forked and 0 < int(forked.group(1)) <= executor.SandboxedExecute.process_limit.default_value
     left = subprocess.run(["pgrep", "-f", "sleep 3517"], capture_output=True, text=True).stdout.split()
     assert left == []
@@ -269,8 +335,8 @@ def test_fork_is_limited_and_every_process_is_gone(attacked):
 
 def test_kernels_run_unprivileged_with_the_configured_limits(attacked):
     """FASTER_LIMITS sets the memory limit to 2048 MiB; the rest are SandboxedExecute's defaults."""
-    shown = re.search(r"LIMITS (\{.*?\}) UID (\d+)", _outputs(attacked.path, "x_show_limits"))
-    assert shown, _outputs(attacked.path, "x_show_limits")[-2000:]
+    shown = re.search(r"LIMITS (\{.*?\}) UID (\d+)", _outputs(attacked, "x_show_limits"))
+    assert shown, _outputs(attacked, "x_show_limits")[-2000:]
     limits, uid = eval(shown.group(1)), int(shown.group(2))  # noqa: S307 -- a dict of ints the test itself printed
     defaults = executor.SandboxedExecute
     assert limits["RLIMIT_DATA"] == 2048 << 20
@@ -284,7 +350,7 @@ def test_kernels_run_unprivileged_with_the_configured_limits(attacked):
 
 
 def test_flooded_output_is_bounded(attacked):
-    size = autograded_notebook(attacked.path, "x_flood_output", NB01).stat().st_size
+    size = _autograded(attacked, "x_flood_output", NB01).stat().st_size
     assert size < 5_000_000
 
 
@@ -308,8 +374,8 @@ FORGED = {"forge_displayhook": "all hidden tests passed", "forge_sys_displayhook
 
 def test_a_test_cell_never_keeps_an_execute_result(attacked):
     """nbgrader takes a test cell's first execute_result as its score: no graded test cell of any student has one."""
-    kept = {(attack.name, cell) for attack in _graded(attacked.path)
-            for cell, outputs in _test_cells(attacked.path, attack.student).items()
+    kept = {(attack.name, cell) for attack in _graded(attacked)
+            for cell, outputs in _test_cells(attacked, attack.student).items()
             if any(o.get("output_type") == "execute_result" for o in outputs)}
     assert not kept, kept
 
@@ -319,7 +385,7 @@ def test_a_forged_score_is_plain_output_and_the_grader_decides(attacked, name):
     """The kernel did emit its forged score in every test cell (now plain output); before the cell's own error
     (where it did not swallow errors: stock nbgrader would have stopped at it), or with the grader's hidden verdict
     as the only error (where every visible failure was swallowed, or sent as the forged score)."""
-    for cell, outputs in _test_cells(attacked.path, f"x_{name}").items():
+    for cell, outputs in _test_cells(attacked, f"x_{name}").items():
         forged = [i for i, o in enumerate(outputs) if FORGED[name] in _shown(o)]
         errors = _errors(outputs)
         assert forged and errors, (cell, outputs)
@@ -332,7 +398,7 @@ def test_a_forged_score_is_plain_output_and_the_grader_decides(attacked, name):
 
 
 def test_forging_from_a_thread_or_during_the_hidden_checks_changes_nothing(attacked):
-    for cell, outputs in _test_cells(attacked.path, "x_forge_late").items():
+    for cell, outputs in _test_cells(attacked, "x_forge_late").items():
         assert [e for e, _ in _errors(outputs)] == ["HiddenTestFailure"], (cell, outputs)
 
 
@@ -341,7 +407,7 @@ def test_forging_from_a_thread_or_during_the_hidden_checks_changes_nothing(attac
 def test_a_rewritten_cell_is_judged_by_the_grader(attacked, name, verdict):
     """The kernel ran `pass` (even for the grader's serving cell) or a print instead of each cell: no visible test
     failed, and the grader's hidden verdict is each test cell's only error."""
-    for cell, outputs in _test_cells(attacked.path, f"x_{name}").items():
+    for cell, outputs in _test_cells(attacked, f"x_{name}").items():
         errors = _errors(outputs)
         assert [e for e, _ in errors] == ["HiddenTestFailure"] and verdict in errors[0][1], (cell, errors)
         if name == "rewrite_ast":
@@ -356,7 +422,7 @@ def test_the_hidden_verdict_decides_a_wrong_function_that_passes_its_visible_tes
                 or attack.name in ("stack_walk", "trace_hooks", "import_other_ways", "fake_callbacks",
                                    "delete_test_cell", "duplicate_test_cell", "edit_test_cell", "retype_test_cell",
                                    "raise_points"):
-            errors = _errors(_test_cells(attacked.path, attack.student)["test_rnn_step"])
+            errors = _errors(_test_cells(attacked, attack.student)["test_rnn_step"])
             assert [e for e, _ in errors] == ["HiddenTestFailure"], (attack.name, errors)
             assert "did not pass the hidden tests" in errors[0][1], (attack.name, errors)
 
@@ -366,11 +432,11 @@ def test_the_grading_modules_are_not_in_the_kernel(attacked):
     finds nothing: no such module, no file of it, no sign of it on the heap."""
     for name, error in (("patch_check_functions", "KeyError"), ("patch_compare_helpers", "KeyError"),
                         ("import_reference", "ModuleNotFoundError")):
-        errors = _errors(_cell_outputs(attacked.path, f"x_{name}", "rnn_step"))
+        errors = _errors(_cell_outputs(attacked, f"x_{name}", "rnn_step"))
         assert errors and errors[0][0] == error and "rnncourse.grading" in errors[0][1], (name, errors)
-    ways = _outputs(attacked.path, "x_import_other_ways")
+    ways = _outputs(attacked, "x_import_other_ways")
     assert "LEAK" not in ways and ways.count("blocked") == 11, ways[:3000]
-    hidden = _outputs(attacked.path, "x_read_hidden")
+    hidden = _outputs(attacked, "x_read_hidden")
     assert "grading module file blocked: KeyError" in hidden and "inspect blocked: KeyError" in hidden
 
 
@@ -378,19 +444,19 @@ def test_the_kernel_holds_nothing_of_the_hidden_tests(attacked):
     """A stack walk and a gc walk during the grader's call, trace and profile hooks on every call, and a scan of
     every string gc reaches and of the kernel's memory find no check, reference, expected value, hidden-test text or
     secret; the only rnncourse modules in the kernel are the call protocol's."""
-    walked = _outputs(attacked.path, "x_stack_walk")
+    walked = _outputs(attacked, "x_stack_walk")
     assert "STACK suspicious: []" in walked, walked[-3000:]
     frames = re.search(r"STACK frames seen: (\[.*?\])", walked)
     assert frames and {"serve", "_guarded", "rnn_step"} <= set(eval(frames.group(1))), walked[-3000:]  # noqa: S307
     picked = re.search(r"STACK picked: (\[.*?\])\n", walked)
     assert picked and len(eval(picked.group(1))) == 5, walked[-3000:]  # noqa: S307 -- once per hidden case
 
-    traced = _outputs(attacked.path, "x_trace_hooks")
+    traced = _outputs(attacked, "x_trace_hooks")
     callee = re.search(r"TRACE callee frames: (\d+)", traced)
     assert callee and int(callee.group(1)) > 0, traced[-3000:]  # the hooks were on while the grader called
     assert "TRACE check frames: []" in traced and "TRACE hooks still on: True True" in traced, traced[-3000:]
 
-    scanned = _outputs(attacked.path, "x_heap_scan")
+    scanned = _outputs(attacked, "x_heap_scan")
     assert "HEAPLEAK" not in scanned, scanned[-5000:]
     summary = re.search(r"heap scan: (\{.*?\})\n", scanned)
     assert summary, scanned[-3000:]
@@ -410,7 +476,7 @@ def test_the_kernel_holds_nothing_of_the_hidden_tests(attacked):
 
 
 def test_fabricated_answers_on_the_protocol_fail_the_hidden_checks(attacked):
-    for cell, outputs in _test_cells(attacked.path, "x_protocol_fabricate").items():
+    for cell, outputs in _test_cells(attacked, "x_protocol_fabricate").items():
         errors = _errors(outputs)
         assert [e for e, _ in errors] == ["HiddenTestFailure"], (cell, errors)
         assert "did not pass the hidden tests" in errors[0][1], (cell, errors)
@@ -424,17 +490,17 @@ def test_garbage_on_the_protocol_costs_only_that_notebook(attacked):
                "test_rnn_backward": "larger than the grader accepts", "test_rnn_params_from_torch": "not a dict",
                "test_rnn_unroll_masked": "a tensor whose size does not match its shape",
                "test_embed": "unknown tag '$pickle'", "test_task_alignment": "not JSON"}
-    cells = _test_cells(attacked.path, "x_protocol_garbage")
+    cells = _test_cells(attacked, "x_protocol_garbage")
     for cell, reason in reasons.items():
         errors = _errors(cells[cell])
         assert [e for e, _ in errors] == ["HiddenTestFailure"] and reason in errors[0][1], (cell, errors)
-    assert autograded_notebook(attacked.path, "x_protocol_deep_json", NB01).exists(), \
+    assert _autograded(attacked, "x_protocol_deep_json", NB01).exists(), \
         "nbgrader dropped x_protocol_deep_json's notebook: the grader failed on it (see its logs/autograde.log)"
-    for cell, outputs in _test_cells(attacked.path, "x_protocol_deep_json").items():
+    for cell, outputs in _test_cells(attacked, "x_protocol_deep_json").items():
         assert [e for e, _ in _errors(outputs)] == ["HiddenTestFailure"], (cell, outputs)
-    assert autograded_notebook(attacked.path, "x_protocol_bad_values", NB01).exists(), \
+    assert _autograded(attacked, "x_protocol_bad_values", NB01).exists(), \
         "nbgrader dropped x_protocol_bad_values's notebook: the grader failed on it (see its logs/autograde.log)"
-    for cell, outputs in _test_cells(attacked.path, "x_protocol_bad_values").items():
+    for cell, outputs in _test_cells(attacked, "x_protocol_bad_values").items():
         errors = _errors(outputs)
         assert [e for e, _ in errors] == ["HiddenTestFailure"] and "could not be looked up" in errors[0][1], \
             (cell, errors)
@@ -444,7 +510,7 @@ def test_a_protocol_that_never_answers_stops_that_kernel(attacked):
     """The serving cell starts the session, then ignores SIGINT and the grader's requests: the grader's deadline
     interrupts it, then the kernel is stopped, the cell says why (as a KernelDied error, which the report notes), and
     the rest of the notebook is marked not run with the reason."""
-    cells = _test_cells(attacked.path, "x_protocol_hang")
+    cells = _test_cells(attacked, "x_protocol_hang")
     assert _errors(cells["test_rnn_step"]) == [] and _errors(cells["test_rnn_unroll"]) == []
     errors = _errors(cells["test_rnn_params_from_torch"])
     assert [e for e, _ in errors] == ["KernelDied"] and "stopped answering" in errors[0][1], errors
@@ -457,7 +523,7 @@ def test_a_protocol_that_never_answers_stops_that_kernel(attacked):
 def test_callbacks_that_are_not_stand_ins_get_an_error(attacked):
     """rnn_step asked for reference_rnn_step, check_rnn_step and rnn_step in each of its 5 hidden cases, embed for a
     stand-in kept from rnn_unroll_masked's session and for rnn_unroll in each of its 5: every answer is an error."""
-    lines = [line for line in _outputs(attacked.path, "x_fake_callbacks").splitlines() if line.startswith("CALLBACK")]
+    lines = [line for line in _outputs(attacked, "x_fake_callbacks").splitlines() if line.startswith("CALLBACK")]
     assert len(lines) == 5 * 3 + 5 * 2, lines
     assert all("'result'" not in line for line in lines), lines
     asked = [line for line in lines if "the kept rnn_step stand-in" not in line]
@@ -475,7 +541,7 @@ def test_stock_nbgrader_gives_the_solution_thief_full_marks_and_the_sandbox_none
 def test_every_attacked_notebook_is_graded(attacked):
     """Whatever the kernel did or sent, nbgrader wrote a graded notebook 01 for every attacker but the one that
     handed in no notebook at all (a notebook nbgrader drops is "not graded", whatever its scores say)."""
-    assert {a.name for a in ATTACKS} - {a.name for a in _graded(attacked.path)} == {"invalid_notebook"}
+    assert {a.name for a in ATTACKS} - {a.name for a in _graded(attacked)} == {"invalid_notebook"}
 
 
 def test_stock_nbgrader_takes_a_forged_execute_result_as_the_score_and_the_sandbox_does_not(attacked):
@@ -486,9 +552,9 @@ def test_stock_nbgrader_takes_a_forged_execute_result_as_the_score_and_the_sandb
 
 
 def test_autograde_exits_non_zero_only_for_what_it_could_not_grade(attacked):
-    """nbgrader's exit code reports the invalid notebook; everything else was graded."""
-    assert attacked.result.returncode != 0
-    missing = pipeline.dropped_notebooks(attacked.path, "x_*")
+    """nbgrader's exit code (of the run that graded it) reports the invalid notebook; everything else was graded."""
+    assert attacked.results[attacked.course_of("x_invalid_notebook")].returncode != 0
+    missing = [dropped for course in attacked.courses for dropped in pipeline.dropped_notebooks(course, "x_*")]
     assert missing == [("x_invalid_notebook", NB01)]
 
 
