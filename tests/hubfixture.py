@@ -77,14 +77,21 @@ class CourseHub:
             time.sleep(0.3)
 
     def stop(self) -> None:
-        """Stop the hub and its proxy as an administrator's Ctrl-C would (users' servers keep running)."""
-        if self.proc and self.proc.poll() is None:
+        """Stop the hub and its proxy as an administrator's Ctrl-C would (users' servers keep running); whatever of
+        its process group outlives it (a proxy left by a hub that died) is killed."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
 
 
 def free_port_block(size: int = 3) -> int:
