@@ -67,8 +67,7 @@ c.Spawner.default_url = "/lab"
 # `nbgrader` and `alembic`), nbgrader learns where the exchange is, and torch uses one thread per kernel (many
 # students share the cores).
 c.Spawner.env_keep = ["LANG", "LC_ALL"]
-c.Spawner.environment = {"PATH": f"{layout.env() / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-                         layout.EXCHANGE_VARIABLE: str(layout.exchange()), "OMP_NUM_THREADS": "1",
+c.Spawner.environment = {**layout.server_environment(), "OMP_NUM_THREADS": "1",
                          # nothing in ~/.local changes what the server runs (a student's sitecustomize, say)
                          "PYTHONNOUSERSITE": "1"}
 # A busy machine (a whole class logging in) starts servers slowly: wait up to two minutes.

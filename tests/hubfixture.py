@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from hubclient import HubUser
+from rnncourse import report
 from rnncourse.course import repo_root
 from rnncourse.hub import layout
 
@@ -53,6 +54,10 @@ class CourseHub:
     @property
     def course_dir(self) -> Path:
         return Path("/home") / self.instructor / layout.COURSE_DIR_NAME
+
+    def results(self) -> dict:
+        """(student, notebook) -> what the gradebook shows (rnncourse.report), read as root."""
+        return {(r.student, r.notebook): r for r in report.collect(self.course_dir)}
 
     def user(self, name: str) -> HubUser:
         """`name` logged in through the hub, their server started (one login per test module)."""

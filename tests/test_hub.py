@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hubfixture import course_hub
-from rnncourse import notebooks, report
+from rnncourse import notebooks
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, release_notebook, source_notebook, repo_root
 from rnncourse.hub import layout
 
@@ -69,9 +69,6 @@ def side_by_side(action, items) -> list:
     with ThreadPoolExecutor(len(items)) as pool:
         return list(pool.map(action, items))
 
-
-def results(hub) -> dict:
-    return {(r.student, r.notebook): r for r in report.collect(hub.course_dir)}
 
 
 def test_the_whole_loop(hub):
@@ -126,7 +123,7 @@ def test_the_whole_loop(hub):
     shell(teacher, course + "python -m rnncourse feedback")
     shell(teacher, course + f"nbgrader release_feedback {ASSIGNMENT}")
 
-    scores = results(hub)
+    scores = hub.results()
     points = scores[(ada.name, NB01)].max_score
     assert scores[(ada.name, NB01)].final_score == points  # solved, on time
     assert scores[(bob.name, NB01)].final_score == points  # his last own submission, not eve's forgery

@@ -29,11 +29,10 @@ import pytest
 
 from hubclient import SERVER_START_S
 from hubfixture import course_hub
-from rnncourse import notebooks, report
+from rnncourse import notebooks
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, repo_root, source_notebook
 from test_browser import (  # noqa: F401 -- `browser` is a fixture used by name
     ARTIFACTS,
-    VALIDATE_S,
     browser,
     menu,
     open_notebook,
@@ -243,9 +242,6 @@ def score_pattern(score: float, points: float) -> str:
     return rf"{re.escape(NB01)} \(Score: {number(score)} / {number(points)}\)"
 
 
-def results(hub) -> dict:
-    return {(r.student, r.notebook): r for r in report.collect(hub.course_dir)}
-
 
 # --- The steps --------------------------------------------------------------------------------------------------------
 
@@ -334,7 +330,7 @@ def test_3_instructor_collects_grades_and_releases_feedback(hub, people):
         teacher.shot("3b-terminal-autograde")
         print(f"autograde in the instructor's terminal: {graded_s:.0f} s")
 
-        scores = results(hub)
+        scores = hub.results()
         ann, ben = hub.students
         points = scores[(ann, NB01)].max_score
         assert scores[(ann, NB01)].final_score == points, scores[(ann, NB01)]
@@ -354,7 +350,7 @@ def test_4_student_sees_only_their_own_feedback(hub, people, role):
     page = student.page
     other = hub.students[1 - STUDENTS.index(role)]
     with step(hub, people, f"4-{role}", needs=("3",)):
-        scores = results(hub)
+        scores = hub.results()
         own, theirs = scores[(student.account, NB01)], scores[(other, NB01)]
 
         panel = assignment_list(student)

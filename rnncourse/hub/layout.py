@@ -54,6 +54,12 @@ def instructor() -> str:
     return os.environ.get("SECTION09_INSTRUCTOR", "s9-instructor")
 
 
+def server_environment() -> dict:
+    """What every account's processes on the hub need in their environment: the course environment first on PATH
+    (its `python`, `nbgrader`, `alembic`), and where nbgrader's exchange is."""
+    return {"PATH": f"{env() / 'bin'}:/usr/local/bin:/usr/bin:/bin", EXCHANGE_VARIABLE: str(exchange())}
+
+
 def home(user: str) -> Path:
     return Path(pwd.getpwnam(user).pw_dir)
 
