@@ -36,6 +36,7 @@ from nbgrader.api import Gradebook
 from . import report
 from .classreport import by_student
 from .course import ASSIGNMENT, gradebook_url
+from .roster import RosterError, read_rows  # noqa: F401 -- RosterError: what read_roster raises
 
 CANVAS_CSV = "canvas.csv"
 ROSTER_CSV = "roster.csv"
@@ -46,10 +47,6 @@ POINTS_POSSIBLE = "    Points Possible"
 # roster.csv's columns this module reads (email is nbgrader's, for `nbgrader db student import`).
 ROSTER_COLUMNS = ("id", "first_name", "last_name", "lms_user_id", "sis_user_id", "sis_login_id", "section")
 SHOW_NAMES = 10  # students named in a note; the rest are counted
-
-
-class RosterError(ValueError):
-    """roster.csv cannot be read as a roster: the export stops rather than write rows matched to the wrong people."""
 
 
 @dataclass
@@ -112,21 +109,8 @@ def read_roster(course_dir: Path) -> dict[str, Person] | None:
     path = Path(course_dir) / ROSTER_CSV
     if not path.exists():
         return None
-    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a roster saved by Excel starts with a BOM
-        reader = csv.DictReader(f)
-        lacking = [c for c in ROSTER_COLUMNS if c not in (reader.fieldnames or [])]
-        if lacking:
-            raise RosterError(f"{path} lacks the columns {', '.join(lacking)} (its header: "
-                              f"{','.join(reader.fieldnames or [])})")
-        people: dict[str, Person] = {}
-        for line, row in enumerate(reader, start=2):
-            person = Person(**{c: (row[c] or "").strip() for c in ROSTER_COLUMNS})
-            if not person.id:
-                raise RosterError(f"{path}, line {line}: no id")
-            if person.id in people:
-                raise RosterError(f"{path}, line {line}: the id {person.id!r} is there twice")
-            people[person.id] = person
-    return people
+    return {row["id"]: Person(**{c: row.get(c, "") for c in ROSTER_COLUMNS})
+            for row in read_rows(path, required=ROSTER_COLUMNS)}
 
 
 def write_canvas_csv(course_dir: Path, dest: Path | None = None) -> CanvasExport:

@@ -4,7 +4,6 @@ gradebook."""
 
 from __future__ import annotations
 
-import csv
 import grp
 import os
 import pwd
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from . import envconfig, layout
 from ..course import ASSIGNMENT, repo_root
+from ..roster import RosterError, read_rows
 
 # useradd's own rule for portable names (and nbgrader's student ids need nothing more)
 ACCOUNT_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -26,18 +26,10 @@ FIRST_PERSON_UID = 1000
 COURSE_PARTS = ("nbgrader_config.py", "source", "rnncourse")
 
 
-class RosterError(ValueError):
-    pass
-
-
 def read_roster(path: Path) -> list[dict]:
-    """The roster's rows (nbgrader's student columns id, first_name, last_name, email, lms_user_id, plus the LMS's
-    sis_user_id, sis_login_id, section); refuses a file whose ids could not be account names."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or "id" not in rows[0]:
-        raise RosterError(f"{path}: a roster is a CSV file with an 'id' column and one row per student")
-    bad = [row["id"] for row in rows if not ACCOUNT_NAME.match(row["id"] or "")]
+    """The roster's rows (rnncourse/roster.py); refuses a file whose ids could not be account names."""
+    rows = read_rows(path)
+    bad = [row["id"] for row in rows if not ACCOUNT_NAME.match(row["id"])]
     if bad:
         raise RosterError(f"{path}: not usable as account names (lowercase letters, digits, - and _; at most 32; "
                           f"starting with a letter): {', '.join(map(repr, bad))}")
@@ -76,8 +68,7 @@ def ensure_account(name: str, group: str, password: str | None = None) -> str | 
 def run_as(user: str, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """argv as `user` (their home, the shared environment first on PATH, the course package importable)."""
     env = {"HOME": str(layout.home(user)), "USER": user, "LOGNAME": user, "LANG": "C.UTF-8",
-           "PATH": f"{layout.env() / 'bin'}:/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": str(layout.course_dir(user)),
-           layout.EXCHANGE_VARIABLE: str(layout.exchange())}
+           "PYTHONPATH": str(layout.course_dir(user)), **layout.server_environment()}
     return subprocess.run(["setpriv", f"--reuid={user}", f"--regid={pwd.getpwnam(user).pw_gid}", "--init-groups",
                            "--", *argv], cwd=cwd, env=env, capture_output=True, text=True)
 
