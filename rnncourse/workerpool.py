@@ -118,7 +118,8 @@ class _Worker:
 
 @dataclass
 class LocalPool:
-    """n spawned worker processes on this machine."""
+    """n spawned worker processes on this machine. `run` grades a list of tasks and stops its workers; a service
+    that grades tasks as they come keeps them warm between tasks instead: `open`, then `submit` and `poll`, `close`."""
 
     workers: int
     initializer: Callable | None = None
@@ -135,45 +136,84 @@ class LocalPool:
         theirs.close()
         return _Worker(process, ours)
 
+    def open(self, size: int | None = None) -> None:
+        """Start the workers (at most `size`), each prepared by the initializer."""
+        self._pool = [self._start() for _ in range(min(self.workers, self.workers if size is None else size))]
+        self._pending: deque = deque()
+        self._attempts: dict = {}
+
+    def submit(self, task: Task) -> None:
+        """Queue a task; it starts on the next idle worker (in `poll`)."""
+        self._attempts[task.key] = 0
+        self._pending.append(task)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending) or any(w.task for w in self._pool)
+
+    def idle_workers(self) -> int:
+        return sum(w.task is None for w in self._pool) - len(self._pending)
+
+    def poll(self, timeout: float | None = None, on_event: Callable[[Event], None] = lambda e: None) -> list[Event]:
+        """Start queued tasks on idle workers, wait up to `timeout` seconds (None: until something happens) for a
+        task to finish or a worker to die; return the final events ("done", "error", "gave_up") that came. A dead
+        worker is replaced, its task queued again (an on_event "retry") or given up."""
+        for worker in self._pool:
+            if worker.task is None and self._pending:
+                worker.task = self._pending.popleft()
+                self._attempts[worker.task.key] += 1
+                worker.conn.send((worker.task.key, worker.task.fn, worker.task.args))
+        waiting = [w.conn for w in self._pool if w.task] + [w.process.sentinel for w in self._pool if w.task]
+        if not waiting:
+            return []
+        ready = multiprocessing.connection.wait(waiting, timeout)
+        finished: list[Event] = []
+        for worker in list(self._pool):
+            if worker.task is None:
+                continue
+            if worker.conn in ready or worker.conn.poll():
+                try:
+                    kind, key, payload = worker.conn.recv()
+                except (EOFError, OSError):
+                    kind = None
+                if kind is not None:
+                    event = Event(kind, key, self._attempts.pop(key), payload if kind == "done" else None,
+                                  payload if kind == "error" else "")
+                    worker.task = None
+                    finished.append(event)
+                    on_event(event)
+                    continue
+            if worker.process.sentinel in ready or not worker.process.is_alive():
+                task, worker.task = worker.task, None
+                finished.extend(self._worker_died(task, worker, self._attempts, self._pending, on_event))
+                self._pool[self._pool.index(worker)] = self._start()
+        return finished
+
+    def running(self) -> list[str]:
+        return [w.task.key for w in self._pool if w.task]
+
+    def close(self) -> None:
+        """Let the workers finish and leave."""
+        self._close(self._pool)
+
+    def stop(self) -> None:
+        """SIGTERM to every worker: they clean up their running kernels and folders, then exit."""
+        self._stop(self._pool)
+
     def run(self, tasks: list[Task], on_event: Callable[[Event], None] = lambda e: None) -> list[Event]:
         """Run every task; return one final event per task ("done", "error" or "gave_up"), in finishing order."""
-        pending = deque(tasks)
-        attempts = {t.key: 0 for t in tasks}
+        self.open(len(tasks))
+        for task in tasks:
+            self.submit(task)
         finished: list[Event] = []
-        pool = [self._start() for _ in range(min(self.workers, len(tasks)))]
         try:
-            while pending or any(w.task for w in pool):
-                for worker in pool:
-                    if worker.task is None and pending:
-                        worker.task = pending.popleft()
-                        attempts[worker.task.key] += 1
-                        worker.conn.send((worker.task.key, worker.task.fn, worker.task.args))
-                ready = multiprocessing.connection.wait([w.conn for w in pool if w.task] +
-                                                        [w.process.sentinel for w in pool if w.task])
-                for worker in list(pool):
-                    if worker.task is None:
-                        continue
-                    if worker.conn in ready or worker.conn.poll():
-                        try:
-                            kind, key, payload = worker.conn.recv()
-                        except (EOFError, OSError):
-                            kind = None
-                        if kind is not None:
-                            event = Event(kind, key, attempts[key], payload if kind == "done" else None,
-                                          payload if kind == "error" else "")
-                            worker.task = None
-                            finished.append(event)
-                            on_event(event)
-                            continue
-                    if worker.process.sentinel in ready or not worker.process.is_alive():
-                        task, worker.task = worker.task, None
-                        finished.extend(self._worker_died(task, worker, attempts, pending, on_event))
-                        pool[pool.index(worker)] = self._start()
+            while self.busy:
+                finished.extend(self.poll(None, on_event))
         except KeyboardInterrupt:
-            running = [w.task.key for w in pool if w.task]
-            self._stop(pool)
-            raise Interrupted(finished, running, [t.key for t in pending]) from None
-        self._close(pool)
+            running, pending = self.running(), [t.key for t in self._pending]
+            self.stop()
+            raise Interrupted(finished, running, pending) from None
+        self.close()
         return finished
 
     def _worker_died(self, task: Task, worker: _Worker, attempts: dict, pending: deque, on_event) -> list[Event]:

@@ -1,0 +1,93 @@
+"""The submissions in the exchange's inbound/, each as the course's trusted collect sees it.
+
+A folder counts only for the account that owns it, and its time is the later of the claimed time and the newest change
+time of its files (rnncourse/trustedcollect.py decides both; this module only lists). `changed` is that newest change
+time: it names the folder's version, and a folder changed in the last `settle_s` seconds is still being written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+from dataclasses import dataclass
+
+from ..trustedcollect import TrustedCollect, last_change
+
+SECRET_BYTES = 1024  # nbgrader writes 128 hex characters
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str
+    name: str  # the folder's name in inbound/
+    path: str
+    time: dt.datetime  # trusted submission time, naive UTC
+    changed: dt.datetime  # newest change time of the folder and its files, naive UTC
+    record: dict  # TrustedCollect's record, for collect_one
+
+    @property
+    def version(self) -> str:
+        return self.changed.isoformat(timespec="microseconds")
+
+
+def collector(coursedir, authenticator, config) -> TrustedCollect:
+    """The course's collect, set up to collect given submissions (collect_one) rather than all of them."""
+    app = TrustedCollect(coursedir=coursedir, authenticator=authenticator, config=config)
+    app.course_path = os.path.join(app.root, coursedir.course_id)
+    app.inbound_path = os.path.join(app.course_path, "inbound")
+    app.before_duedate = True  # replace whatever submitted/ holds with exactly the submission chosen
+    return app
+
+
+def scan(app: TrustedCollect, assignment: str) -> dict[str, list[Submission]]:
+    """student -> their submissions of `assignment`, oldest first. Folders that do not count are logged and left out."""
+    suffix = f"+{assignment}+"
+    by_student: dict[str, list[Submission]] = {}
+    try:
+        names = os.listdir(app.inbound_path)
+    except OSError as problem:
+        app.log.warning("Cannot list %s: %s", app.inbound_path, problem)
+        return {}
+    for name in names:
+        if suffix not in name:
+            continue
+        path = os.path.join(app.inbound_path, name)
+        try:
+            record = app.trusted_record(path)
+            if record is None:
+                continue
+            changed = last_change(path)
+        except (OSError, RecursionError) as problem:  # gone or changed while looking
+            app.log.warning("Skipping %s: %s", name, problem)
+            continue
+        by_student.setdefault(record["username"], []).append(
+            Submission(record["username"], name, path, record["timestamp"], changed, record))
+    for submissions in by_student.values():
+        submissions.sort(key=lambda s: (s.time, s.name))
+    return by_student
+
+
+def read_secret(submission: Submission) -> str | None:
+    """The submission's submission_secret.txt (feedback is released under a hash of it), read without following a
+    link or blocking on a FIFO; None when there is no such regular file."""
+    try:
+        fd = os.open(os.path.join(submission.path, "submission_secret.txt"),
+                     os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, SECRET_BYTES).decode("ascii", "replace")
+    finally:
+        os.close(fd)
+
+
+def notebook_ids(submission: Submission, known: list[str]) -> list[str]:
+    """The assignment's notebooks the submission holds (the ones a student's fetch_feedback looks for)."""
+    try:
+        present = set(os.listdir(submission.path))
+    except OSError:
+        return []
+    return [nb for nb in known if f"{nb}.ipynb" in present]
