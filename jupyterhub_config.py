@@ -87,3 +87,20 @@ def settings_by_role(spawner):
 
 
 c.Spawner.pre_spawn_hook = settings_by_role
+
+
+# --- Grading on submission ----------------------------------------------------------------------------------------------
+# The section09-grader service (rnncourse/onsubmit/): started and stopped with the hub (and started again if it dies),
+# as the instructor's account, in their course directory, from the course environment with the course package on
+# PYTHONPATH. It watches the exchange and grades each submission as it arrives, then releases its feedback; what it
+# does (on or off, feedback detail, the rate limit) is c.OnSubmit in the course's nbgrader_config.py. It needs no
+# access to the hub's API, so it gets none; its log lines go to the hub's log and to logs/on-submit.log.
+c.JupyterHub.services = [{
+    "name": "section09-grader",
+    "user": layout.instructor(),
+    "cwd": str(layout.course_dir()),
+    "command": [str(layout.env() / "bin" / "python"), "-m", "rnncourse.onsubmit", "--course-dir",
+                str(layout.course_dir())],
+    "environment": {**layout.server_environment(), "PYTHONPATH": str(layout.course_dir()), "OMP_NUM_THREADS": "1",
+                    "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1"},
+}]

@@ -126,8 +126,9 @@ def remove_account(name: str) -> None:
 
 
 @contextmanager
-def course_hub(student_names: list[str], workdir: Path):
-    """A running course hub whose roster is `student_names` (each prefixed with the run's tag)."""
+def course_hub(student_names: list[str], workdir: Path, course_config: str = ""):
+    """A running course hub whose roster is `student_names` (each prefixed with the run's tag); `course_config` lines
+    are added to the instructor's nbgrader_config.py before the hub (and its grading service) starts."""
     if os.geteuid() != 0:
         pytest.skip("the hub tests make Unix accounts and run JupyterHub as root (as CI does)")
     if not (layout.env() / "bin" / "jupyterhub-singleuser").exists():
@@ -153,6 +154,9 @@ def course_hub(student_names: list[str], workdir: Path):
         assert setup.returncode == 0, setup.stdout + setup.stderr
         with open(hub.root / "state" / "initial-passwords.csv") as handle:
             hub.passwords = {row["account"]: row["password"] for row in csv.DictReader(handle)}
+        if course_config:
+            with open(hub.course_dir / "nbgrader_config.py", "a") as config:
+                config.write(f"\n{course_config}\n")
         hub.start()
         yield hub
     finally:

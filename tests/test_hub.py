@@ -33,7 +33,8 @@ GRADE_S = 900  # the runner grading the class in the instructor's server, on a b
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    with course_hub(STUDENTS, tmp_path_factory.mktemp("hub")) as running:
+    # The instructor collects and grades by hand here: the on-submit service stays off (tests/test_onsubmit.py).
+    with course_hub(STUDENTS, tmp_path_factory.mktemp("hub"), "c.OnSubmit.enabled = False") as running:
         yield running
 
 
