@@ -61,6 +61,7 @@ class Service:
             gradestatus.ensure_table(connection)  # the runner's table, made by its own runs otherwise
         self.pool: workerpool.LocalPool | None = None
         self.grading: dict[str, Grading] = {}
+        self.said_no_due_date = False
         self.run_id = f"on-submit-{classgrade.new_run_id()}"
         self.log_file = self.course_dir / "logs" / "on-submit.log"
         self.log_file.parent.mkdir(exist_ok=True)
@@ -70,8 +71,10 @@ class Service:
     def serve(self, stop_when_idle: bool = False) -> None:
         """Run until SIGTERM / SIGINT (the hub stops its services so); stop_when_idle: until nothing is left to do."""
         self.say(f"on-submit grading {'on' if self.policy.enabled else 'OFF'} for {self.course_id}/{ASSIGNMENT}: "
-                 f"feedback shows {self.policy.feedback}; at most {self.policy.max_graded} graded per "
-                 f"{self.policy.per_minutes:g} min per student; exchange {self.collector.inbound_path}")
+                 f"feedback shows {self.policy.feedback}; "
+                 + (f"at most {self.policy.max_graded} graded per {self.policy.per_minutes:g} min per student"
+                    if self.policy.per_minutes else "no rate limit")
+                 + f"; exchange {self.collector.inbound_path}")
         if not self.policy.enabled:
             while not stop_when_idle:
                 time.sleep(60)  # stay up (the hub restarts a service that exits); nothing to grade
@@ -108,6 +111,13 @@ class Service:
         """Look at the exchange once; return how many students were queued."""
         moment = now()
         due, cutoff_after = self.deadlines()
+        if due is None and cutoff_after is not None:  # the late policy grades nothing without a due date
+            if not self.said_no_due_date:
+                self.say("not grading: the assignment has no due date, which the late policy needs; set one "
+                         "(Formgrader's Edit, or `nbgrader db assignment add section09 --duedate=...`)")
+                self.said_no_due_date = True
+            return 0
+        self.said_no_due_date = False
         rows = ledger.read(self.engine, self.course_id, ASSIGNMENT)
         by_student: dict[str, dict] = {}
         for key, row in rows.items():
@@ -215,7 +225,8 @@ class Service:
             submission.student, submission.name, submission.version, action.kind, submission.time,
             eligible_at=action.eligible_at, note=words))
         self.say(f"{action.kind:8s} {submission.student:20s} received {submission.time:%H:%M:%S}"
-                 + (f" graded at {action.eligible_at:%Y-%m-%d %H:%M:%S}" if action.eligible_at else ""))
+                 + (f" graded at {action.eligible_at:%Y-%m-%d %H:%M:%S}" if action.eligible_at else "")
+                 + (f": {reason}" if reason else ""))
 
     def fail(self, submission: inbox.Submission, reason: str) -> None:
         self.notify(policy.Action(ledger.FAILED, submission), None, None, reason)
