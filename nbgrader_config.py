@@ -110,3 +110,18 @@ c.ExportApp.plugin_class = "rnncourse.classreport.GradesWithTestsExport"
 # student whose account owns it, its time is the later of the claimed one and the kernel's change time, links are
 # copied as links and special files not at all (rnncourse/trustedcollect.py). Formgrader's Collect uses it too.
 c.ExchangeFactory.collect = "rnncourse.trustedcollect.TrustedCollect"
+
+# Grading on submission (the course hub's section09-grader service, rnncourse/onsubmit/): each submission is collected,
+# graded (sandboxed, on warm workers) and its feedback released as it arrives, so a student presses Fetch Feedback a
+# minute after Submit. Read when the service starts: restart the hub after changing these.
+c.OnSubmit.enabled = True  # False: the service grades nothing; grade after the deadline (make autograde) as before
+# What on-submit feedback shows: "tests" = the score, each test's passed/failed and its message (hidden-test code and
+# inputs are always stripped); "score" = the score only. Feedback the instructor generates later is unchanged.
+c.OnSubmit.feedback = "tests"
+# Per-test messages on demand would make the grader an oracle for the hidden tests: at most 3 of a student's
+# submissions are graded per 60 minutes. A submission over the limit is kept and graded when the oldest of those 3
+# leaves the window, or at the due date if that is sooner; the student's Fetch Feedback says so, with the time. Only a
+# student's newest submission is graded, and one received after the late policy's cutoff never is: the grade stays
+# on the last submission before it. per_minutes = 0 turns the limit off.
+c.OnSubmit.max_graded = 3
+c.OnSubmit.per_minutes = 60
