@@ -27,6 +27,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import time
@@ -35,6 +36,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sqlalchemy as sa
 from tqdm import tqdm
 
 from . import commit, gradestatus, handinkey, handins, preflight, staging, workerpool
@@ -226,9 +228,12 @@ def _autograde(root: Path, config, db_url: str, student: str, notebook: str, log
         ours.removeHandler(handler)
 
 
-def _grade_in_staging(course: _Course, check: preflight.HandinCheck, folder: Path, log_file) -> tuple[str, Path | None]:
+def _grade_in_staging(course: _Course, check: preflight.HandinCheck, folder: Path, log_file,
+                      side_by_side: bool = False) -> tuple[str, Path | None]:
     """Autograde the staged hand-in; return the staging gradebook's URL and its autograded folder (None when
-    nothing was gradeable). Raises GradeFailed when a notebook could not be graded."""
+    nothing was gradeable). Raises GradeFailed when a notebook could not be graded. side_by_side: the notebooks at
+    the same time, each in a staging course of its own (a lone submission on idle cores: see
+    _autograde_side_by_side)."""
     student = check.student
     root = folder / "course"
     handin = root / "submitted" / student / ASSIGNMENT
@@ -243,14 +248,69 @@ def _grade_in_staging(course: _Course, check: preflight.HandinCheck, folder: Pat
         staging.record_nothing_gradeable(url, course.course_id, student, check.submitted_at)
         return url, None
     edited = _edited_cells(course.root, check)
-    _autograde(root, course.config, url, student, "*", log_file, edited)
     autograded = root / "autograded" / student / ASSIGNMENT
+    if side_by_side and len(check.notebooks) > 1:
+        _autograde_side_by_side(course, check, folder, url, log_file, edited, definition, extension)
+    else:
+        _autograde(root, course.config, url, student, "*", log_file, edited)
     for name in [n for n in check.notebooks if not (autograded / f"{n}.ipynb").exists()]:
         _autograde(root, course.config, url, student, name, log_file, edited)  # nbgrader drops all on one failure
     missing = [n for n in check.notebooks if not (autograded / f"{n}.ipynb").exists()]
     if missing:
         raise GradeFailed(f"nbgrader could not grade {', '.join(missing)}")
     return url, autograded
+
+
+def _autograde_side_by_side(course: _Course, check: preflight.HandinCheck, folder: Path, url: str, log_file,
+                            edited: set, definition: str, extension) -> None:
+    """Grade each notebook of the hand-in in a staging course of its own, in threads (the kernels, the work, are
+    processes of their own: the notebooks run on as many cores at once), then bring them together in the staging
+    course at folder: each notebook's rows into its gradebook (url) and its graded copy into its autograded/. The
+    first part brings nbgrader's rows for every notebook (as grading them all at once would); each other part then
+    its own notebook. What a part could not grade stays missing, as it would in one run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .commit import write_rows
+
+    student = check.student
+    names = sorted(check.notebooks)
+
+    def part(name: str) -> tuple[str, Path]:
+        root = folder / f"part-{name}" / "course"
+        handin = root / "submitted" / student / ASSIGNMENT
+        handin.mkdir(parents=True)
+        (root / "source" / ASSIGNMENT).mkdir(parents=True)
+        preflight.stage_handin(course.root, check, handin)
+        part_url = staging.gradebook(root.parent, course.db_url, course.course_id, definition, student, extension)
+        _autograde(root, course.config, part_url, student, name, log_file, edited)
+        return part_url, root / "autograded" / student / ASSIGNMENT
+
+    cwd = os.getcwd()  # nbgrader's converters chdir into their course while they run: the threads' last one wins
+    try:
+        with ThreadPoolExecutor(len(names)) as threads:
+            parts = dict(zip(names, threads.map(part, names)))
+    finally:
+        os.chdir(cwd)
+    autograded = folder / "course" / "autograded" / student / ASSIGNMENT
+    engine = sa.create_engine(url, future=True)
+    try:
+        for i, name in enumerate(names):
+            part_url, part_autograded = parts[name]
+            graded = part_autograded / f"{name}.ipynb"
+            if not graded.exists():
+                continue
+            if not autograded.exists():
+                shutil.copytree(part_autograded, autograded)  # timestamp and secret with the first notebook
+            else:
+                shutil.copy2(graded, autograded / graded.name)
+            part_engine = sa.create_engine(part_url, future=True)
+            try:
+                with part_engine.connect() as staged, engine.begin() as merged:
+                    write_rows(merged, staged, course.course_id, student, only=None if i == 0 else {name})
+            finally:
+                part_engine.dispose()
+    finally:
+        engine.dispose()
 
 
 def _staged_score(url: str, course_id: str, student: str) -> tuple[float, float, float]:
@@ -275,7 +335,7 @@ def _current_key(course: _Course, student: str) -> str | None:
 
 
 def grade_student(course_dir: str, student: str, run_id: str, db_url: str | None = None,
-                  force: bool = False) -> StudentOutcome:
+                  force: bool = False, side_by_side: bool = False) -> StudentOutcome:
     """Grade one student's hand-in and commit it, or record why not (runs in a worker). The hand-in is checked
     again here, under the student's lock: it may have changed since the run's preflight."""
     start = time.monotonic()
@@ -309,7 +369,7 @@ def grade_student(course_dir: str, student: str, run_id: str, db_url: str | None
             with staging.staged(log_name(student)[:40]) as folder:
                 forget = workerpool.on_termination(lambda: _remove(folder))
                 try:
-                    url, autograded = _grade_in_staging(course, check, folder, log_file)
+                    url, autograded = _grade_in_staging(course, check, folder, log_file, side_by_side)
                     if _current_key(course, student) != key:
                         raise GradeFailed("the hand-in changed while it was being graded; run autograde again")
                     outcome.score, outcome.max_score, outcome.penalty = _staged_score(url, course.course_id,

@@ -93,9 +93,9 @@ def _rows(connection, table, where) -> list[dict]:
     return [dict(r._mapping) for r in connection.execute(sa.select(table).where(where))]
 
 
-def write_rows(main, staged, course_id: str, student: str) -> None:
+def write_rows(main, staged, course_id: str, student: str, only: set | None = None) -> None:
     """Step 2's nbgrader part, inside the caller's transaction on the course gradebook (`main`), from the staging
-    gradebook (`staged`, a connection)."""
+    gradebook (`staged`, a connection); `only`: just these notebooks' rows (by name)."""
     from nbgrader.api import Assignment, Base, Student
 
     tables = Base.metadata.tables
@@ -116,7 +116,10 @@ def write_rows(main, staged, course_id: str, student: str) -> None:
         sub_id = new_sub["id"]
         main.execute(sa.insert(submitted).values(**new_sub))
     notebooks = tables["submitted_notebook"]
+    names = dict(main.execute(sa.select(tables["notebook"].c.id, tables["notebook"].c.name)).all())
     for nb in _rows(staged, notebooks, notebooks.c.assignment_id == new_sub["id"]):
+        if only is not None and names.get(nb["notebook_id"]) not in only:
+            continue
         old_nb = _rows(main, notebooks, sa.and_(notebooks.c.assignment_id == sub_id,
                                                 notebooks.c.notebook_id == nb["notebook_id"]))
         values = dict(flagged=False, late_submission_penalty=nb["late_submission_penalty"])

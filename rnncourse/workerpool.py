@@ -151,8 +151,10 @@ class LocalPool:
     def busy(self) -> bool:
         return bool(self._pending) or any(w.task for w in self._pool)
 
-    def idle_workers(self) -> int:
-        return sum(w.task is None for w in self._pool) - len(self._pending)
+    @property
+    def size(self) -> int:
+        """How many workers are up."""
+        return len(self._pool)
 
     def poll(self, timeout: float | None = None, on_event: Callable[[Event], None] = lambda e: None) -> list[Event]:
         """Start queued tasks on idle workers, wait up to `timeout` seconds (None: until something happens) for a

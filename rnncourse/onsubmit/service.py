@@ -122,19 +122,22 @@ class Service:
         by_student: dict[str, dict] = {}
         for key, row in rows.items():
             by_student.setdefault(row.student, {})[key] = row
-        queued = 0
+        to_grade = []
         for student, submissions in sorted(inbox.scan(self.collector, ASSIGNMENT).items()):
             if student in self.grading:
                 continue
             cutoff = None if due is None or cutoff_after is None else due + self.extension(student) + cutoff_after
             for action in policy.plan(submissions, by_student.get(student, {}), moment, self.policy, due, cutoff):
                 if action.kind == "grade":
-                    queued += self.start(action.submission)
+                    to_grade.append(action.submission)
                 else:
                     self.notify(action, due, cutoff)
-        return queued
+        # A lone submission while workers stand idle has its notebooks graded side by side (lower latency); when
+        # students queue, one worker each (the most throughput).
+        side_by_side = len(self.grading) + len(to_grade) < self.pool.size
+        return sum(self.start(submission, side_by_side) for submission in to_grade)
 
-    def start(self, submission: inbox.Submission) -> int:
+    def start(self, submission: inbox.Submission, side_by_side: bool = False) -> int:
         """Collect the submission into submitted/ and queue its student."""
         try:
             self.collector.collect_one(submission.record)
@@ -144,7 +147,7 @@ class Service:
         self.grading[submission.student] = Grading(submission, now())
         self.pool.submit(workerpool.Task(submission.student, task.grade_with_feedback,
                                          (str(self.course_dir), submission.student, self.run_id,
-                                          self.policy.feedback)))
+                                          self.policy.feedback, side_by_side)))
         return 1
 
     def finish(self, event: workerpool.Event) -> None:

@@ -42,9 +42,11 @@ def generate_feedback(course_dir: str, student: str, detail: str, log_file) -> N
     app.start()
 
 
-def grade_with_feedback(course_dir: str, student: str, run_id: str, detail: str) -> classgrade.StudentOutcome:
-    """Grade the student's hand-in now in submitted/ and, if it was graded, write its feedback."""
-    outcome = classgrade.grade_student(course_dir, student, run_id)
+def grade_with_feedback(course_dir: str, student: str, run_id: str, detail: str,
+                        side_by_side: bool = False) -> classgrade.StudentOutcome:
+    """Grade the student's hand-in now in submitted/ (side_by_side: its notebooks at once) and, if it was graded,
+    write its feedback."""
+    outcome = classgrade.grade_student(course_dir, student, run_id, side_by_side=side_by_side)
     if outcome.graded:
         with open(outcome.log or Path(course_dir) / "logs" / "on-submit-feedback.log", "a") as log_file:
             generate_feedback(course_dir, student, detail, log_file)
