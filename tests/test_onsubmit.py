@@ -23,6 +23,7 @@ from nbgrader.utils import notebook_hash
 
 from hubfixture import course_hub
 from rnncourse import gradestatus, notebooks
+from rnncourse.submissions import PARTIAL_SOLVED
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, release_notebook, repo_root, source_notebook
 from rnncourse.hub import accounts, layout
 from rnncourse.onsubmit import ledger
@@ -30,9 +31,11 @@ from rnncourse.onsubmit import ledger
 pytestmark = pytest.mark.hub
 
 STUDENTS = ["ann", "bob", "cyd"]
-# What each hands in: ann all three notebooks solved, bob notebook 01 untouched, cyd notebook 01 solved.
-HANDED_IN = {"ann": {nb: True for nb in NOTEBOOKS}, "bob": {NOTEBOOKS[0]: False}, "cyd": {NOTEBOOKS[0]: True}}
-EXPECTED = {"ann": 48.0, "bob": 0.0, "cyd": 15.0}
+# What each hands in first: ann all three notebooks, the first functions of each solved (the demo's "partial"), bob
+# notebook 01 untouched, cyd notebook 01 solved. Then ann alone hands in all three solved.
+HANDED_IN = {"ann": {nb: PARTIAL_SOLVED[nb] for nb in NOTEBOOKS}, "bob": {NOTEBOOKS[0]: ()},
+             "cyd": {NOTEBOOKS[0]: None}}
+EXPECTED = {"ann": 20.0, "bob": 0.0, "cyd": 15.0}  # the demo's partial scores 20 (README)
 SERVICE_RESTART_S = 90  # the hub polls its services every 30 s
 GRADED_S = 600  # the class graded, the restart included, on a busy 2-core machine
 
@@ -56,20 +59,22 @@ def as_user(user: str, command: str, cwd: Path) -> str:
     return done.stdout + done.stderr
 
 
-def hand_in(hub, student: str) -> None:
-    """The student fetches section09, saves their answers and submits (what their terminal would run)."""
+def hand_in(student: str, answers: dict) -> None:
+    """The student fetches section09 (once), saves their answers and submits (what their terminal would run).
+    answers: notebook -> the grade ids of the functions solved (None: all); notebooks not named are not handed in."""
     home = layout.home(student)
-    as_user(student, f"nbgrader fetch_assignment {ASSIGNMENT}", home)
     folder = home / ASSIGNMENT
+    if not folder.exists():
+        as_user(student, f"nbgrader fetch_assignment {ASSIGNMENT}", home)
     for nb in NOTEBOOKS:
         path = folder / f"{nb}.ipynb"
-        if nb not in HANDED_IN[student.split("-")[-1]]:
-            path.unlink()
-        elif HANDED_IN[student.split("-")[-1]][nb]:
-            solved = notebooks.filled(notebooks.read(release_notebook(repo_root(), nb)),
-                                      notebooks.solutions(notebooks.read(source_notebook(repo_root(), nb))))
-            notebooks.write(solved, path)
-            shutil.chown(path, student)
+        if nb not in answers:
+            path.unlink(missing_ok=True)
+            continue
+        solutions = notebooks.solutions(notebooks.read(source_notebook(repo_root(), nb)))
+        chosen = {k: v for k, v in solutions.items() if answers[nb] is None or k in answers[nb]}
+        notebooks.write(notebooks.filled(notebooks.read(release_notebook(repo_root(), nb)), chosen), path)
+        shutil.chown(path, student)
     as_user(student, f"nbgrader submit {ASSIGNMENT}", home)
 
 
@@ -117,7 +122,7 @@ def test_killed_mid_grade(hub):
                      f"nbgrader release_assignment {ASSIGNMENT}", hub.course_dir)
     first = wait_for(lambda: service_pids(hub), SERVICE_RESTART_S, "the hub started the grading service", hub)
     for student in hub.students:
-        hand_in(hub, student)
+        hand_in(student, HANDED_IN[student.split("-")[-1]])
 
     # Kill the service while a student's grade is in progress (the runner's row says "being graded").
     wait_for(lambda: any(s.state == gradestatus.PENDING and "being graded" in s.reason
@@ -170,3 +175,12 @@ def test_killed_mid_grade(hub):
 
     log = (hub.course_dir / "logs" / "on-submit.log").read_text()
     assert log.count("on-submit grading on") >= 2  # started, killed, started again
+
+    # ann alone submits again, all solved: graded again, her notebooks side by side on the idle workers.
+    ann = hub.students[0]
+    hand_in(ann, {nb: None for nb in NOTEBOOKS})
+    wait_for(lambda: len([r for r in ledger_rows(hub) if r.state == ledger.GRADED]) == len(inbound) + 1, GRADED_S,
+             "ann's second submission graded", hub)
+    assert sum(r.final_score for (s, _), r in hub.results().items() if s == ann) == 48.0
+    newest = max((r for r in ledger_rows(hub) if r.student == ann), key=lambda r: r.received_at)
+    assert (newest.state, newest.score) == (ledger.GRADED, 48.0)
