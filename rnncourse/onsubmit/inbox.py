@@ -8,6 +8,7 @@ time: it names the folder's version, and a folder changed in the last `settle_s`
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import stat
 from dataclasses import dataclass
@@ -15,6 +16,23 @@ from dataclasses import dataclass
 from ..trustedcollect import TrustedCollect, last_change
 
 SECRET_BYTES = 1024  # nbgrader writes 128 hex characters
+MAX_ENTRIES = 500  # files and folders in one submission folder; a hand-in is a few notebooks. The exchange is read
+#                    every second: a folder of a million files must not slow everyone's grading
+
+
+class _EachMessageOnce(logging.Filter):
+    """The exchange is read every second: say what is wrong with a folder once, not every second."""
+
+    def __init__(self):
+        super().__init__()
+        self.said: set = set()
+
+    def filter(self, record) -> bool:
+        message = record.getMessage()
+        if message in self.said:
+            return False
+        self.said.add(message)
+        return True
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,8 @@ class Submission:
 def collector(coursedir, authenticator, config) -> TrustedCollect:
     """The course's collect, set up to collect given submissions (collect_one) rather than all of them."""
     app = TrustedCollect(coursedir=coursedir, authenticator=authenticator, config=config)
+    app.log = logging.getLogger("rnncourse.onsubmit.inbox")
+    app.log.addFilter(_EachMessageOnce())
     app.course_path = os.path.join(app.root, coursedir.course_id)
     app.inbound_path = os.path.join(app.course_path, "inbound")
     app.before_duedate = True  # replace whatever submitted/ holds with exactly the submission chosen
@@ -54,6 +74,9 @@ def scan(app: TrustedCollect, assignment: str) -> dict[str, list[Submission]]:
             continue
         path = os.path.join(app.inbound_path, name)
         try:
+            if not small_enough(path):
+                app.log.warning("Skipping %s: more than %d files and folders", name, MAX_ENTRIES)
+                continue
             record = app.trusted_record(path)
             if record is None:
                 continue
@@ -66,6 +89,16 @@ def scan(app: TrustedCollect, assignment: str) -> dict[str, list[Submission]]:
     for submissions in by_student.values():
         submissions.sort(key=lambda s: (s.time, s.name))
     return by_student
+
+
+def small_enough(path: str) -> bool:
+    """Whether the folder holds at most MAX_ENTRIES entries (links not followed; stops counting there)."""
+    count = 0
+    for _, dirs, files in os.walk(path):
+        count += len(dirs) + len(files)
+        if count > MAX_ENTRIES:
+            return False
+    return True
 
 
 def read_secret(submission: Submission) -> str | None:
