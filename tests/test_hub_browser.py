@@ -1,18 +1,26 @@
-"""The course on the hub, in the browser, as its people use it: each logs in on the hub's login page (PAM) in a
-browser context of their own and works in their own JupyterLab, driven by Playwright in Debian's Chromium.
+"""The course on the hub, in the browser, as its people use it, with the grading service on (section09-grader grades
+each submission as it arrives and releases its feedback; c.OnSubmit here: at most 2 graded per student per 60 minutes,
+per-test feedback). Each person logs in on the hub's login page (PAM) in a browser context of their own and works in
+their own JupyterLab, driven by Playwright in Debian's Chromium.
 
 1. The instructor opens Formgrader (in a browser tab of its own: see open_formgrader), sets the due date (the
-   course's late policy needs one to grade) and presses Release for section09.
+   course's late policy needs one to grade) and presses Release for section09. That is all the instructor does.
 2. Two students open Nbgrader > Assignment List, see section09 released, press Fetch and open notebook 01; ann types
    every answer into its solution cells, ben only the first two; each saves, presses Validate (ann: success, ben: the
    failures listed) and then Submit in the Assignment List.
-3. The instructor presses Collect in Formgrader, grades with the course's runner in a JupyterLab Terminal, then
-   presses Generate Feedback and Release Feedback.
-4. Each student presses Fetch Feedback and opens the feedback of notebook 01: their own score and test messages,
-   nothing of the other student.
+3. Nobody acts as the instructor: once the service has graded a student's submission (its ledger row in the
+   gradebook says so), the student presses Fetch Feedback, clicks their submission's "view feedback" and opens the
+   feedback of notebook 01: their own score and each test's result as the gradebook has them, nothing of the other
+   student.
+4. ann submits again, one answer put back to the release's stub: the service grades it too (2 in the hour, within the
+   limit); Fetch Feedback lists both submissions, and the newest one's feedback shows the new, lower score.
+5. ann submits a third time (the answer restored): over the limit, so it is not graded; the feedback she fetches for it
+   says so and when it will be graded. The ledger: her first two graded, the third waiting; the gradebook keeps the
+   second's score. The instructor's Formgrader, reloaded, counts both students' submissions.
 
 Screenshots of every step go to artifacts/browser/hub/ (kept after the run; a failing step leaves *-FAILED.png for
-each person). Every wait is on a condition (an element, a dialog, a file on disk), never a fixed sleep.
+each person, and the course's logs, the runner's included, in course-logs-<step>/). Every wait is on a condition (an
+element, a dialog, a file on disk, a row in the gradebook), never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -26,11 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from hubclient import SERVER_START_S
 from hubfixture import course_hub
 from rnncourse import notebooks
-from rnncourse.course import ASSIGNMENT, NOTEBOOKS, repo_root, source_notebook
+from rnncourse.course import ASSIGNMENT, NOTEBOOKS, release_notebook, repo_root, source_notebook
+from rnncourse.hub import layout
+from rnncourse.onsubmit import ledger
 from test_browser import (  # noqa: F401 -- `browser` is a fixture used by name
     ARTIFACTS,
     browser,
@@ -47,8 +58,10 @@ SHOTS = ARTIFACTS / "hub"
 STUDENTS = ["ann", "ben"]  # ann completes notebook 01, ben only its first two answers
 BEN_ANSWERS = 2
 SAVE_S = 60  # a save reaching the student's disk
-GRADE_S = 600  # the course's runner grading both students' three notebooks on a busy 2-core machine
-FEEDBACK_S = 300  # Formgrader's Generate Feedback (nbconvert of every graded notebook)
+SUBMIT_S = 60  # a Submit reaching the exchange
+GRADE_S = 600  # the service grading a submission (about a minute each on a busy 2-core machine; two at once)
+MAX_GRADED, PER_MINUTES = 2, 60  # the rate limit: ann's third submission within the hour waits
+COURSE_CONFIG = f"c.OnSubmit.max_graded = {MAX_GRADED}\nc.OnSubmit.per_minutes = {PER_MINUTES}"
 DONE: set[str] = set()  # the steps that passed; a later step needs the earlier ones
 
 
@@ -78,7 +91,7 @@ def shots() -> Path:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    with course_hub(STUDENTS, tmp_path_factory.mktemp("hub-browser")) as running:
+    with course_hub(STUDENTS, tmp_path_factory.mktemp("hub-browser"), COURSE_CONFIG) as running:
         yield running
 
 
@@ -114,7 +127,8 @@ def people(browser, hub, shots) -> dict[str, Person]:
 @contextmanager
 def step(hub, people: dict[str, Person], name: str, needs: tuple[str, ...] = ()):
     """A step of the loop: it needs the earlier ones; if it fails, every person's page is saved as it was
-    (<role>-<step>-FAILED.png) and the end of the hub's log (the users' servers log there too) is printed."""
+    (<role>-<step>-FAILED.png), the end of the hub's log (the users' servers log there too) and of the grading
+    service's log are printed, and the course's logs (the runner's, per student) are copied beside the screenshots."""
     missing = [n for n in needs if n not in DONE]
     if missing:
         pytest.fail(f"an earlier step failed: {', '.join(missing)}")
@@ -128,6 +142,12 @@ def step(hub, people: dict[str, Person], name: str, needs: tuple[str, ...] = ())
             yield
     except BaseException:
         print(f"--- end of the hub's log ({hub.log_path}) ---\n{hub.log_path.read_text()[-6000:]}")
+        print(f"--- the grading service's log ---\n{on_submit_log(hub)[-3000:]}")
+        # The course's logs (the service's, the runner's per student) outlive the hub's course directory here.
+        if (hub.course_dir / "logs").is_dir():
+            shutil.copytree(hub.course_dir / "logs", SHOTS / f"course-logs-{name}", dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".*"))
+            print(f"--- the course's logs: {SHOTS / f'course-logs-{name}'}")
         raise
     DONE.add(name)
 
@@ -206,6 +226,21 @@ def answers_to_type(person: Person, how_many: int | None) -> dict[int, tuple[str
     return {i: (gid, answers[gid]) for i, (gid,) in chosen}
 
 
+def cell_index(grade_id: str) -> int:
+    """The index of notebook 01's cell `grade_id` (the same in the release and in a student's fetched copy)."""
+    cells = notebooks.read(release_notebook(repo_root(), NB01)).cells
+    return next(i for i, cell in enumerate(cells) if notebooks.nbgrader_meta(cell).get("grade_id") == grade_id)
+
+
+def release_stub(grade_id: str) -> str:
+    """A solution cell as released: `# YOUR CODE HERE` and `raise NotImplementedError()`."""
+    return notebooks.solution_cells(notebooks.read(release_notebook(repo_root(), NB01)))[grade_id].source
+
+
+def model_answer(grade_id: str) -> str:
+    return notebooks.solutions(notebooks.read(source_notebook(repo_root(), NB01)))[grade_id]
+
+
 def type_answers(person: Person, panel, answers: dict[int, tuple[str, str]]) -> None:
     """Click into each solution cell's editor, select all, type the answer; then save (Ctrl+S) and wait until the
     notebook on the student's disk holds every answer."""
@@ -234,6 +269,69 @@ def type_answers(person: Person, panel, answers: dict[int, tuple[str, str]]) -> 
     wait_until(saved, SAVE_S, f"{person.role}'s answers saved to {path}")
 
 
+# --- The service: submissions and its ledger --------------------------------------------------------------------------
+
+def submissions(hub, person: Person) -> list[str]:
+    """The person's submission folders in the exchange's inbound/ (names <account>+section09+<timestamp>+<random>),
+    oldest first (nbgrader's timestamps sort as text)."""
+    prefix = f"{person.account}+{ASSIGNMENT}+"
+    return sorted(p.name for p in (hub.course_exchange / "inbound").iterdir() if p.name.startswith(prefix))
+
+
+def timestamp(submission: str) -> str:
+    """The submission's time as nbgrader names it, e.g. '2025-05-01 12:00:00.123456 UTC': the Assignment List shows
+    it, and the student's fetched feedback lands in ~/section09/feedback/<it>/."""
+    return submission.split("+")[2]
+
+
+def ledger_rows(hub) -> dict[str, list[ledger.Row]]:
+    """Submission folder -> the service's rows for it, read from the instructor's gradebook (as root, read only)."""
+    engine = sa.create_engine(f"sqlite:///file:{hub.course_dir / 'gradebook.db'}?mode=ro&uri=true")
+    try:
+        rows = ledger.read(engine, layout.COURSE_ID, ASSIGNMENT)
+    except sa.exc.OperationalError:  # the service has not made its table yet
+        rows = {}
+    finally:
+        engine.dispose()
+    found: dict[str, list[ledger.Row]] = {}
+    for row in rows.values():
+        found.setdefault(row.submission, []).append(row)
+    return found
+
+
+def on_submit_log(hub) -> str:
+    path = hub.course_dir / "logs" / "on-submit.log"
+    return path.read_text() if path.exists() else "(no on-submit.log)"
+
+
+def handled(hub, submission: str, state: str) -> ledger.Row:
+    """Wait until the service's ledger has `state` for the submission (graded: its feedback is released; waiting: its
+    notice is posted); return that row. A submission that ends in another state fails at once."""
+    deadline = time.monotonic() + GRADE_S
+    while True:
+        rows = ledger_rows(hub).get(submission, [])
+        if any(r.state == state for r in rows):
+            return next(r for r in rows if r.state == state)
+        other = [r for r in rows if r.state != state and r.state in ledger.FINAL | {ledger.WAITING}]
+        assert not other, f"{submission}: {other}\n{on_submit_log(hub)[-3000:]}"
+        assert time.monotonic() < deadline, \
+            f"{submission} not {state} within {GRADE_S} s\n{on_submit_log(hub)[-3000:]}"
+        time.sleep(0.5)
+
+
+def submit(hub, person: Person) -> str:
+    """Press Submit on section09 in the Assignment List; wait for the new folder in the exchange and for the list to
+    show it among the submissions. Returns its folder name."""
+    before = set(submissions(hub, person))
+    panel = assignment_list(person)
+    listed(panel, "fetched").locator("button", has_text="Submit").click()
+    wait_until(lambda: set(submissions(hub, person)) - before, SUBMIT_S, f"{person.role}'s submission in the exchange")
+    [new] = set(submissions(hub, person)) - before
+    submission_row(panel, new).wait_for()
+    assert person.page.locator(".jp-Dialog", has_text="Invalid Submission").count() == 0
+    return new
+
+
 # --- Feedback ---------------------------------------------------------------------------------------------------------
 
 def score_pattern(score: float, points: float) -> str:
@@ -241,6 +339,53 @@ def score_pattern(score: float, points: float) -> str:
     number = lambda x: rf"{x:g}(?:\.0+)?"  # noqa: E731
     return rf"{re.escape(NB01)} \(Score: {number(score)} / {number(points)}\)"
 
+
+def submission_row(panel, submission: str):
+    """One submission's line under section09 in the submitted list: '<timestamp> (view feedback)' once fetched. The
+    list has one such line per submission, oldest first."""
+    return listed(panel, "submitted").locator(".nested_list_item", has_text=timestamp(submission))
+
+
+def fetch_and_open_feedback(hub, person: Person, submission: str, labels: tuple[str, str], shown: str) -> str:
+    """Press Fetch Feedback, click the submission's "(view feedback)" (the file browser goes to
+    ~/section09/feedback/<timestamp>/), open notebook 01's page; wait until it shows `shown`; its text."""
+    page = person.page
+    panel = assignment_list(person)
+    listed(panel, "submitted").locator("button", has_text="Fetch Feedback").click()
+    view = submission_row(panel, submission).locator("a", has_text="view feedback")
+    view.wait_for()
+    assert listed(panel, "submitted").locator(".nested_list_item").count() == len(submissions(hub, person))
+    person.shot(f"{labels[0]}-assignment-list-feedback-fetched")
+    fetched = person.home / ASSIGNMENT / "feedback" / timestamp(submission) / f"{NB01}.html"
+    assert fetched.is_file(), fetched
+
+    view.click()
+    page.locator(".jp-BreadCrumbs", has_text=timestamp(submission)).wait_for()  # not the last folder still listed
+    page.locator(".jp-DirListing-item", has_text=f"{NB01}.html").first.dblclick()
+    tab = page.locator(f".lm-TabBar-tab.jp-mod-current[title*='{timestamp(submission)}']")
+    tab.wait_for()  # the page of this submission, not of another one opened before
+    viewer = page.frame_locator(".jp-HTMLViewer:not(.lm-mod-hidden) iframe").first
+    viewer.locator(f"text={shown}").first.wait_for()
+    viewer.locator(f"text={shown}").first.scroll_into_view_if_needed()
+    person.shot(f"{labels[1]}-feedback-notebook-01")
+    return viewer.locator("body").inner_text()
+
+
+def check_feedback(hub, person: Person, feedback: str) -> None:
+    """Feedback as the gradebook has it now: the person's score in the heading, each test passed or failed as graded
+    (a failed one's message shown), nothing of the other student."""
+    other = hub.students[1 - STUDENTS.index(person.role)]
+    scores = hub.results()
+    own, theirs = scores[(person.account, NB01)], scores.get((other, NB01))  # theirs: perhaps not graded yet
+    assert re.search(score_pattern(own.final_score, own.max_score), feedback), feedback[:2000]
+    for grade_id, score in own.cells.items():
+        verdict = "passed" if score == own.cell_max[grade_id] else "failed"
+        assert re.search(rf"{grade_id}\s+{verdict}\b", feedback), (grade_id, verdict, feedback[:3000])
+    if own.final_score < own.max_score:
+        assert "NotImplementedError" in feedback
+    assert other not in feedback and other not in person.page.locator("body").inner_text()
+    if theirs is not None and theirs.final_score is not None and theirs.final_score != own.final_score:
+        assert not re.search(score_pattern(theirs.final_score, theirs.max_score), feedback)
 
 
 # --- The steps --------------------------------------------------------------------------------------------------------
@@ -304,80 +449,76 @@ def test_2_student_fetches_works_validates_submits(hub, people, role):
         student.shot("2e-assignment-list-submitted")
 
 
-def test_3_instructor_collects_grades_and_releases_feedback(hub, people):
-    teacher = people["instructor"]
-    page = teacher.page
-    with step(hub, people, "3", needs=("1", "2-ann", "2-ben")):
-        teacher.formgrader.bring_to_front()
-        log = press_in_formgrader(teacher, "collect", f"Successfully collected submissions of '{ASSIGNMENT}'",
-                                  "3a-formgrader-collected")
-        for account in hub.students:
-            assert f"Collecting submission: {account} {ASSIGNMENT}" in log, log[-3000:]
-        assignment_row(teacher).locator("td.num-submissions", has_text=str(len(hub.students))).wait_for()
-
-        # Grading: the course's runner, typed into a JupyterLab terminal.
-        page.bring_to_front()
-        done = hub.course_dir.parent / "autograde.done"
-        menu(page, "File", "New")
-        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Terminal$")).first.click()
-        terminal = page.locator(".jp-Terminal:not(.lm-mod-hidden)")
-        terminal.locator(".xterm-screen").wait_for()
-        terminal.click()
-        page.keyboard.type("cd ~/section09-course && python -m rnncourse autograde; touch ~/autograde.done\n")
-        started = time.monotonic()
-        wait_until(done.exists, GRADE_S, "the runner in the instructor's terminal")
-        graded_s = time.monotonic() - started
-        teacher.shot("3b-terminal-autograde")
-        print(f"autograde in the instructor's terminal: {graded_s:.0f} s")
-
-        scores = hub.results()
-        ann, ben = hub.students
-        points = scores[(ann, NB01)].max_score
-        assert scores[(ann, NB01)].final_score == points, scores[(ann, NB01)]
-        assert scores[(ben, NB01)].final_score is not None and scores[(ben, NB01)].final_score < points
-
-        teacher.formgrader.bring_to_front()
-        press_in_formgrader(teacher, "generate-feedback", f"Successfully generated feedback of '{ASSIGNMENT}'",
-                            "3c-formgrader-feedback-generated", timeout_s=FEEDBACK_S)
-        press_in_formgrader(teacher, "release-feedback", f"Successfully released feedback of '{ASSIGNMENT}'",
-                            "3d-formgrader-feedback-released")
-    assert len(list((hub.course_exchange / "feedback").iterdir())) >= len(hub.students) * len(NOTEBOOKS)
-
-
 @pytest.mark.parametrize("role", STUDENTS)
-def test_4_student_sees_only_their_own_feedback(hub, people, role):
+def test_3_student_fetches_feedback_graded_on_submit(hub, people, role):
     student = people[role]
-    page = student.page
-    other = hub.students[1 - STUDENTS.index(role)]
-    with step(hub, people, f"4-{role}", needs=("3",)):
-        scores = hub.results()
-        own, theirs = scores[(student.account, NB01)], scores[(other, NB01)]
-
-        panel = assignment_list(student)
-        listed(panel, "submitted").locator("button", has_text="Fetch Feedback").click()
-        view = listed(panel, "submitted").locator("a", has_text="view feedback").first
-        view.wait_for()
-        student.shot("4a-assignment-list-feedback-fetched")
-
-        view.click()  # the file browser goes to the feedback folder
-        page.locator(".jp-DirListing-item", has_text=f"{NB01}.html").first.dblclick()
-        viewer = page.frame_locator(".jp-HTMLViewer:not(.lm-mod-hidden) iframe").first
-        viewer.locator("text=Your results").first.wait_for()
-        viewer.locator("text=Your results").first.scroll_into_view_if_needed()
-        student.shot("4b-feedback-notebook-01")
-        feedback = viewer.locator("body").inner_text()
-
-        assert re.search(score_pattern(own.final_score, own.max_score), feedback), feedback[:2000]
+    with step(hub, people, f"3-{role}", needs=("1", f"2-{role}")):
+        [submission] = submissions(hub, student)
+        row = handled(hub, submission, ledger.GRADED)  # nobody pressed anything: the service graded and released
+        print(f"{role}: graded and feedback released {row.seconds:.0f} s after Submit")
+        feedback = fetch_and_open_feedback(hub, student, submission, ("3a", "3b"), "Your results")
+        check_feedback(hub, student, feedback)
+        own = hub.results()[(student.account, NB01)]
+        # The service's ledger has the score the gradebook has: the whole assignment's (02 and 03 were not answered).
+        assert row.score == pytest.approx(sum(r.final_score for (who, _), r in hub.results().items()
+                                              if who == student.account))
         if role == "ann":
             assert own.final_score == own.max_score
         else:
-            assert own.final_score < theirs.final_score
-        # Their own test messages: each test passed or failed as the gradebook says.
-        for grade_id, score in own.cells.items():
-            verdict = "passed" if score == own.cell_max[grade_id] else "failed"
-            assert re.search(rf"{grade_id}\s+{verdict}\b", feedback), (grade_id, verdict, feedback[:3000])
-        if role == "ben":
+            assert own.final_score < own.max_score
             assert "NotImplementedError" in feedback
-        # Nothing of the other student: not their account, not their score.
-        assert other not in feedback and other not in page.locator("body").inner_text()
-        assert not re.search(score_pattern(theirs.final_score, theirs.max_score), feedback)
+
+
+def test_4_ann_submits_again_and_is_graded_again(hub, people):
+    ann = people["ann"]
+    with step(hub, people, "4", needs=("3-ann",)):
+        [first] = submissions(hub, ann)
+        full = hub.results()[(ann.account, NB01)]
+        notebook = open_notebook(ann.page, f"{hub.base}/user/{ann.account}", f"{ASSIGNMENT}/{NB01}.ipynb")
+        type_answers(ann, notebook, {cell_index("embed"): ("embed", release_stub("embed"))})
+        ann.shot("4a-answer-put-back-to-the-stub")
+        second = submit(hub, ann)
+        ann.shot("4b-assignment-list-submitted-again")
+        row = handled(hub, second, ledger.GRADED)  # the second graded within the hour: within the limit of 2
+        print(f"ann's second submission: graded and feedback released {row.seconds:.0f} s after Submit")
+
+        feedback = fetch_and_open_feedback(hub, ann, second, ("4c", "4d"), "Your results")
+        check_feedback(hub, ann, feedback)
+        own = hub.results()[(ann.account, NB01)]
+        assert own.final_score == full.max_score - own.cell_max["test_embed"], own
+        assert re.search(r"test_embed\s+failed\b", feedback) and "NotImplementedError" in feedback
+        # The first submission's feedback, fetched before, is still there beside the second's, unchanged.
+        kept = (ann.home / ASSIGNMENT / "feedback" / timestamp(first) / f"{NB01}.html").read_text()
+        assert re.search(score_pattern(full.max_score, full.max_score), kept)
+
+
+def test_5_ann_over_the_limit_is_told_when(hub, people):
+    ann, teacher = people["ann"], people["instructor"]
+    with step(hub, people, "5", needs=("4",)):
+        graded = hub.results()[(ann.account, NB01)]
+        notebook = open_notebook(ann.page, f"{hub.base}/user/{ann.account}", f"{ASSIGNMENT}/{NB01}.ipynb")
+        type_answers(ann, notebook, {cell_index("embed"): ("embed", model_answer("embed"))})
+        third = submit(hub, ann)
+        ann.shot("5a-assignment-list-submitted-a-third-time")
+        row = handled(hub, third, ledger.WAITING)  # 2 graded in the last 60 minutes: not graded now
+
+        words = fetch_and_open_feedback(hub, ann, third, ("5b", "5c"), "It is not graded yet")
+        assert "It is not graded yet" in words, words
+        assert (f"you have had {MAX_GRADED} submissions graded in the last {PER_MINUTES} minutes, the course's limit"
+                in words), words
+        assert f"It will be graded at {row.eligible_at:%Y-%m-%d %H:%M} UTC" in words, (row, words)
+
+        # The ledger: the first two graded, the third waiting until the first leaves the hour's window.
+        first, second, _ = submissions(hub, ann)
+        rows = ledger_rows(hub)
+        assert {name: [r.state for r in rows[name]] for name in (first, second, third)} == \
+            {first: [ledger.GRADED], second: [ledger.GRADED], third: [ledger.WAITING]}, rows
+        assert row.eligible_at == rows[first][0].graded_at + dt.timedelta(minutes=PER_MINUTES), row
+        assert hub.results()[(ann.account, NB01)].final_score == graded.final_score  # her grade stays the second's
+
+        # The instructor, who did nothing after the release, sees both students' grades in Formgrader.
+        teacher.formgrader.bring_to_front()
+        teacher.formgrader.reload()
+        assignment_row(teacher).locator("td.num-submissions", has_text=str(len(hub.students))).wait_for()
+        teacher.shot("5d-formgrader-graded-by-the-service", teacher.formgrader)
+        print(f"--- on-submit.log ---\n{on_submit_log(hub)}")
