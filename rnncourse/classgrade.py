@@ -21,6 +21,7 @@ locked" when writers collide, so every SQLite transaction of the runner's proces
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import hashlib
@@ -287,30 +288,53 @@ def _autograde_side_by_side(course: _Course, check: preflight.HandinCheck, folde
 
     cwd = os.getcwd()  # nbgrader's converters chdir into their course while they run: the threads' last one wins
     try:
-        with ThreadPoolExecutor(len(names)) as threads:
+        with _autograde_environment_held(), ThreadPoolExecutor(len(names)) as threads:
             parts = dict(zip(names, threads.map(part, names)))
     finally:
         os.chdir(cwd)
     autograded = folder / "course" / "autograded" / student / ASSIGNMENT
     engine = sa.create_engine(url, future=True)
     try:
-        for i, name in enumerate(names):
+        for name in names:
             part_url, part_autograded = parts[name]
             graded = part_autograded / f"{name}.ipynb"
             if not graded.exists():
-                continue
-            if not autograded.exists():
+                continue  # left missing: _grade_in_staging grades it again alone
+            first = not autograded.exists()
+            if first:
                 shutil.copytree(part_autograded, autograded)  # timestamp and secret with the first notebook
             else:
                 shutil.copy2(graded, autograded / graded.name)
             part_engine = sa.create_engine(part_url, future=True)
             try:
                 with part_engine.connect() as staged, engine.begin() as merged:
-                    write_rows(merged, staged, course.course_id, student, only=None if i == 0 else {name})
+                    write_rows(merged, staged, course.course_id, student, only=None if first else {name})
             finally:
                 part_engine.dispose()
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _autograde_environment_held():
+    """nbgrader's Autograde sets NBGRADER_EXECUTION=autograde around each notebook with a context manager that
+    deletes it afterwards from the whole process (nbgrader.utils.setenv): with notebooks graded in threads, the first
+    to finish would take it from the others (nbgrader then drops their notebooks on a KeyError, and their kernels could
+    start without it). Set it once for all of them; nbgrader's own setting does nothing meanwhile. A grading worker
+    runs one task at a time, so nothing else in the process sees the change."""
+    import nbgrader.utils
+
+    setenv, previous = nbgrader.utils.setenv, os.environ.get("NBGRADER_EXECUTION")
+    nbgrader.utils.setenv = lambda **kwargs: contextlib.nullcontext()
+    os.environ["NBGRADER_EXECUTION"] = "autograde"
+    try:
+        yield
+    finally:
+        nbgrader.utils.setenv = setenv
+        if previous is None:
+            os.environ.pop("NBGRADER_EXECUTION", None)
+        else:
+            os.environ["NBGRADER_EXECUTION"] = previous
 
 
 def _staged_score(url: str, course_id: str, student: str) -> tuple[float, float, float]:
