@@ -66,7 +66,7 @@ _GLOB_CHARS = "*?[]"
 # nbgrader's exchange names a student's released feedback after this file's secret (a hex string it wrote at Submit),
 # so it travels with the graded hand-in; anything else in it is ignored.
 SUBMISSION_SECRET = "submission_secret.txt"
-_SECRET = re.compile(r"[0-9a-f]{16,256}")
+SECRET = re.compile(r"[0-9a-f]{16,256}")
 _SHOWN_CHARS = 60
 _NOT_GRADED = "graded as not submitted (0 points)"
 
@@ -470,7 +470,7 @@ def stage_handin(course_dir: Path, check: HandinCheck, dest: Path) -> None:
     secret = submitted_dir(course_dir, check.student) / SUBMISSION_SECRET
     if secret.is_file() and not secret.is_symlink() and secret.stat().st_size <= 512:
         text = secret.read_text(errors="replace").strip()
-        if _SECRET.fullmatch(text):
+        if SECRET.fullmatch(text):
             (dest / SUBMISSION_SECRET).write_text(text)
 
 

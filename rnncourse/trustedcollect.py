@@ -109,8 +109,9 @@ def copy_owned(src_dir_fd: int, dest: str, uid: int, budget: list[int], log, ign
 
 class TrustedCollect(ExchangeCollect):
 
-    def trusted_record(self, path: str) -> dict | None:
-        """The record of one inbound folder with its trusted time, or None (logged) if it does not count."""
+    def trusted_record(self, path: str, changed: dt.datetime | None = None) -> dict | None:
+        """The record of one inbound folder with its trusted time, or None (logged) if it does not count; `changed`:
+        its last_change when the caller has just read it."""
         name = os.path.basename(path)
         try:
             record = self._path_to_record(path)
@@ -127,7 +128,7 @@ class TrustedCollect(ExchangeCollect):
                              name, record["username"], owner)
             return None
         try:
-            changed = last_change(path)
+            changed = last_change(path) if changed is None else changed
         except Exception as problem:  # e.g. a tree too deep to walk
             self.log.warning("Skipping %s: cannot be read (%s)", name, problem)
             return None

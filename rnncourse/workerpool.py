@@ -77,7 +77,8 @@ def _terminate(signum, frame) -> None:
     os._exit(128 + signum)
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
+    """SIGTERM to this process when `parent` dies (Linux), at once if it already has."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
@@ -89,7 +90,7 @@ def _die_with_parent(parent: int) -> None:
 def _worker_main(conn, parent: int, initializer, initargs) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
-    _die_with_parent(parent)
+    die_with_parent(parent)
     if initializer is not None:
         initializer(*initargs)
     while True:

@@ -41,7 +41,7 @@ from hubfixture import course_hub
 from rnncourse import notebooks
 from rnncourse.course import ASSIGNMENT, NOTEBOOKS, release_notebook, repo_root, source_notebook
 from rnncourse.hub import layout
-from rnncourse.onsubmit import ledger
+from rnncourse.onsubmit import ledger, notices
 from test_browser import (  # noqa: F401 -- `browser` is a fixture used by name
     ARTIFACTS,
     browser,
@@ -506,7 +506,7 @@ def test_5_ann_over_the_limit_is_told_when(hub, people):
         assert "It is not graded yet" in words, words
         assert (f"you have had {MAX_GRADED} submissions graded in the last {PER_MINUTES} minutes, the course's limit"
                 in words), words
-        assert f"It will be graded at {row.eligible_at:%Y-%m-%d %H:%M} UTC" in words, (row, words)
+        assert f"It will be graded at {notices.when(row.eligible_at, rounded_up=True)}" in words, (row, words)
 
         # The ledger: the first two graded, the third waiting until the first leaves the hour's window.
         first, second, _ = submissions(hub, ann)

@@ -78,7 +78,8 @@ def test_the_due_date_comes_before_the_window_frees():
     due = NOW + dt.timedelta(minutes=5)
     actions = plan([first, second, third], rows, NOW, policy(), due, due + dt.timedelta(days=3))
     assert actions[0].eligible_at == due
-    assert "or at the due date" in notices.text(ledger.WAITING, third.time, due, limit="", due=due)
+    assert f"It will be graded at the due date, {notices.when(due)}" in notices.text(ledger.WAITING, third.time, due,
+                                                                                    limit="", due=due)
 
 
 def test_no_limit_when_the_window_is_zero():

@@ -13,7 +13,8 @@ import os
 import stat
 from dataclasses import dataclass
 
-from ..trustedcollect import TrustedCollect, last_change
+from .. import preflight
+from ..trustedcollect import TrustedCollect
 
 SECRET_BYTES = 1024  # nbgrader writes 128 hex characters
 MAX_ENTRIES = 500  # files and folders in one submission folder; a hand-in is a few notebooks. The exchange is read
@@ -74,13 +75,18 @@ def scan(app: TrustedCollect, assignment: str) -> dict[str, list[Submission]]:
             continue
         path = os.path.join(app.inbound_path, name)
         try:
-            if not small_enough(path):
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # the gradebook stores names as text: such a folder could never be recorded
+            app.log.warning("Skipping %r: its name is not UTF-8", name)
+            continue
+        try:
+            changed = newest_change(path)
+            if changed is None:
                 app.log.warning("Skipping %s: more than %d files and folders", name, MAX_ENTRIES)
                 continue
-            record = app.trusted_record(path)
+            record = app.trusted_record(path, changed)
             if record is None:
                 continue
-            changed = last_change(path)
         except (OSError, RecursionError) as problem:  # gone or changed while looking
             app.log.warning("Skipping %s: %s", name, problem)
             continue
@@ -91,19 +97,23 @@ def scan(app: TrustedCollect, assignment: str) -> dict[str, list[Submission]]:
     return by_student
 
 
-def small_enough(path: str) -> bool:
-    """Whether the folder holds at most MAX_ENTRIES entries (links not followed; stops counting there)."""
-    count = 0
-    for _, dirs, files in os.walk(path):
+def newest_change(path: str) -> dt.datetime | None:
+    """trustedcollect.last_change, or None when the folder holds more than MAX_ENTRIES entries (links not
+    followed; the walk stops there)."""
+    newest, count = os.lstat(path).st_ctime, 0
+    for folder, dirs, files in os.walk(path):
         count += len(dirs) + len(files)
         if count > MAX_ENTRIES:
-            return False
-    return True
+            return None
+        for name in dirs + files:
+            newest = max(newest, os.lstat(os.path.join(folder, name)).st_ctime)
+    return dt.datetime.fromtimestamp(newest, dt.timezone.utc).replace(tzinfo=None)
 
 
 def read_secret(submission: Submission) -> str | None:
     """The submission's submission_secret.txt (feedback is released under a hash of it), read without following a
-    link or blocking on a FIFO; None when there is no such regular file."""
+    link or blocking on a FIFO; None when there is no such regular file, or it is not a secret as nbgrader writes
+    one (the grading preflight carries only such a secret into the feedback)."""
     try:
         fd = os.open(os.path.join(submission.path, "submission_secret.txt"),
                      os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -112,7 +122,8 @@ def read_secret(submission: Submission) -> str | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return os.read(fd, SECRET_BYTES).decode("ascii", "replace")
+        secret = os.read(fd, SECRET_BYTES).decode("ascii", "replace")
+        return secret if preflight.SECRET.fullmatch(secret.strip()) else None
     finally:
         os.close(fd)
 

@@ -17,7 +17,10 @@ from nbgrader.utils import notebook_hash
 from . import ledger
 
 
-def when(moment: dt.datetime) -> str:
+def when(moment: dt.datetime, rounded_up: bool = False) -> str:
+    """The time to the minute; rounded_up for a promise ("graded at"), so it is never earlier than the truth."""
+    if rounded_up and (moment.second or moment.microsecond):
+        moment = moment.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -26,10 +29,11 @@ def text(kind: str, received: dt.datetime, eligible_at: dt.datetime | None = Non
     """The notice's words."""
     got = f"Your submission of {when(received)} was received."
     if kind == ledger.WAITING:
-        deadline = (f" or at the due date ({when(due)})" if due and eligible_at == due else "")
-        return (f"{got} It is not graded yet: {limit}. It will be graded at {when(eligible_at)}{deadline}, and its "
-                f"feedback will appear here (press Fetch Feedback again then). If you submit again before then, only "
-                f"your newest submission is graded.")
+        at = (f"at the due date, {when(due)}" if due is not None and eligible_at == due
+              else f"at {when(eligible_at, rounded_up=True)}")
+        return (f"{got} It is not graded yet: {limit}. It will be graded {at}, and its feedback will appear here "
+                f"(press Fetch Feedback again then). If you submit again before then, only your newest submission "
+                f"is graded.")
     if kind == ledger.SUPERSEDED:
         return f"{got} You submitted again before it was graded, so only your newer submission is graded."
     if kind == ledger.AFTER_CUTOFF:

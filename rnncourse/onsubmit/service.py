@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import classgrade, gradestatus, workerpool
@@ -29,14 +28,6 @@ log = logging.getLogger("rnncourse.onsubmit")
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-@dataclass
-class Grading:
-    """A student on a worker: which submission, and since when."""
-
-    submission: inbox.Submission
-    started: dt.datetime
 
 
 class Service:
@@ -60,7 +51,7 @@ class Service:
         with self.engine.begin() as connection:
             gradestatus.ensure_table(connection)  # the runner's table, made by its own runs otherwise
         self.pool: workerpool.LocalPool | None = None
-        self.grading: dict[str, Grading] = {}
+        self.grading: dict[str, inbox.Submission] = {}  # student -> the submission on a worker
         self.said_no_due_date = False
         self.run_id = f"on-submit-{classgrade.new_run_id()}"
         self.log_file = self.course_dir / "logs" / "on-submit.log"
@@ -126,12 +117,15 @@ class Service:
         for student, submissions in sorted(inbox.scan(self.collector, ASSIGNMENT).items()):
             if student in self.grading:
                 continue
-            cutoff = None if due is None or cutoff_after is None else due + self.extension(student) + cutoff_after
-            for action in policy.plan(submissions, by_student.get(student, {}), moment, self.policy, due, cutoff):
-                if action.kind == "grade":
-                    to_grade.append(action.submission)
-                else:
-                    self.notify(action, due, cutoff)
+            try:
+                cutoff = None if due is None or cutoff_after is None else due + self.extension(student) + cutoff_after
+                for action in policy.plan(submissions, by_student.get(student, {}), moment, self.policy, due, cutoff):
+                    if action.kind == "grade":
+                        to_grade.append(action.submission)
+                    else:
+                        self.notify(action, due, cutoff)
+            except Exception:  # this student's submissions only: the class goes on
+                log.exception("on-submit: %s's submissions could not be looked at", student)
         # A lone submission while workers stand idle has its notebooks graded side by side (lower latency); when
         # students queue, one worker each (the most throughput).
         side_by_side = len(self.grading) + len(to_grade) < self.pool.size
@@ -139,20 +133,35 @@ class Service:
 
     def start(self, submission: inbox.Submission, side_by_side: bool = False) -> int:
         """Collect the submission into submitted/ and queue its student."""
+        if inbox.read_secret(submission) is None:  # its feedback could be neither released nor found
+            self.fail(submission, "it has no submission secret (submission_secret.txt, which Submit writes): "
+                                  "submit again from the Assignments list")
+            return 0
         try:
             self.collector.collect_one(submission.record)
         except Exception as problem:  # this student's folder only
             self.fail(submission, f"it could not be collected ({problem})")
             return 0
-        self.grading[submission.student] = Grading(submission, now())
+        self.grading[submission.student] = submission
         self.pool.submit(workerpool.Task(submission.student, task.grade_with_feedback,
                                          (str(self.course_dir), submission.student, self.run_id,
                                           self.policy.feedback, side_by_side)))
         return 1
 
     def finish(self, event: workerpool.Event) -> None:
-        grading = self.grading.pop(event.key)
-        submission = grading.submission
+        submission = self.grading.pop(event.key)
+        try:
+            self.conclude(submission, event)
+        except Exception as problem:  # this submission only; the service goes on with the class
+            log.exception("on-submit: %s's submission %s could not be concluded", submission.student, submission.name)
+            try:
+                self.fail(submission, f"its feedback could not be released ({type(problem).__name__}); your "
+                                      f"instructor will look at it")
+            except Exception:
+                log.exception("on-submit: and it could not be recorded as failed")
+
+    def conclude(self, submission: inbox.Submission, event: workerpool.Event) -> None:
+        """Release the feedback of a graded submission and record it, or record why it was not graded."""
         if event.kind != "done":
             self.fail(submission, "the grader failed on it; your instructor will look at it")
             log.error("grading %s failed: %s", event.key, event.reason)
@@ -251,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
     classgrade.stop_on_signals()
+    # The hub starts its services in a session of their own: one killed outright (kill -9) would leave this service
+    # grading on, under settings nobody can change, and the next hub's service waiting for it. Stop with the hub.
+    workerpool.die_with_parent(os.getppid())
     try:
         Service(args.course_dir).serve(stop_when_idle=args.until_idle)
     except KeyboardInterrupt:  # the hub's stop (SIGTERM) or Ctrl-C: workers were stopped and cleaned up

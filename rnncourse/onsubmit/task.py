@@ -33,6 +33,7 @@ def generate_feedback(course_dir: str, student: str, detail: str, log_file) -> N
     configured = config.GenerateFeedback.get("preprocessors") or GenerateFeedback().preprocessors
     config.GenerateFeedback.preprocessors = feedback_preprocessors(
         [p if isinstance(p, str) else f"{p.__module__}.{p.__name__}" for p in configured], detail)
+    config.ClearHiddenTests.enabled = True  # whatever nbgrader_config.py says: students fetch this at once
     coursedir = CourseDirectory(config=config)
     coursedir.assignment_id, coursedir.student_id = ASSIGNMENT, student
     app = GenerateFeedback(coursedir=coursedir, config=config)
