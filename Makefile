@@ -14,7 +14,7 @@ RUN := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ASSIGNMENT := section09
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-browser test-hub hub hub-users hub-env hub-tools venv sandbox-tools postgres-tools browser-tools generate submissions autograde feedback export reports scores lab formgrader bench bench-notebooks clean-demo
+.PHONY: demo test test-browser test-hub hub hub-users hub-env hub-tools venv sandbox-tools postgres-tools browser-tools generate submissions autograde feedback export reports scores lab formgrader bench bench-hub bench-notebooks clean-demo
 
 demo: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python -m rnncourse demo
@@ -120,6 +120,11 @@ formgrader: $(STAMP)
 # Class grading: stock serial nbgrader autograde vs the parallel runner on 12 submissions; prints, asserts nothing.
 bench: $(STAMP) sandbox-tools
 	$(RUN) $(BIN)/python benchmarks/class_grading.py
+
+# Grading on submission (issue 18), on a real course hub with its own accounts (as root): Submit -> feedback latency
+# of K students submitting one at a time, the drain time of all K at once, and the runner's batch on the same class.
+bench-hub: $(STAMP) sandbox-tools hub-env
+	$(RUN) $(BIN)/python benchmarks/onsubmit_latency.py
 
 # Notebook run times, autograde time per submission, sandbox overhead.
 bench-notebooks: $(STAMP) sandbox-tools
