@@ -8,6 +8,7 @@ server as its own account.
 """
 
 import grp
+import os
 
 from rnncourse.hub import layout
 from rnncourse.course import repo_root
@@ -102,5 +103,8 @@ c.JupyterHub.services = [{
     "command": [str(layout.env() / "bin" / "python"), "-m", "rnncourse.onsubmit", "--course-dir",
                 str(layout.course_dir())],
     "environment": {**layout.server_environment(), "PYTHONPATH": str(layout.course_dir()), "OMP_NUM_THREADS": "1",
-                    "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1"},
+                    "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1",
+                    # The service stops when this hub dies (kill -9 included), even during its own start-up: it
+                    # would otherwise grade on under settings nobody can change (rnncourse/onsubmit/__main__.py).
+                    "SECTION09_HUB_PID": str(os.getpid())},
 }]

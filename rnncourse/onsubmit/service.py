@@ -260,9 +260,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
     classgrade.stop_on_signals()
-    # The hub starts its services in a session of their own: one killed outright (kill -9) would leave this service
-    # grading on, under settings nobody can change, and the next hub's service waiting for it. Stop with the hub.
-    workerpool.die_with_parent(os.getppid())
     try:
         Service(args.course_dir).serve(stop_when_idle=args.until_idle)
     except KeyboardInterrupt:  # the hub's stop (SIGTERM) or Ctrl-C: workers were stopped and cleaned up
