@@ -96,13 +96,16 @@ c.Spawner.pre_spawn_hook = settings_by_role
 # PYTHONPATH. It watches the exchange and grades each submission as it arrives, then releases its feedback; what it
 # does (on or off, feedback detail, the rate limit) is c.OnSubmit in the course's nbgrader_config.py. It needs no
 # access to the hub's API, so it gets none; its log lines go to the hub's log and to logs/on-submit.log.
-c.JupyterHub.services = [{
+try:
+    grader_course = layout.course_dir()
+except KeyError:  # no instructor account yet: `make hub` refuses to start then (rnncourse/hub/__main__.py)
+    grader_course = None
+c.JupyterHub.services = [] if grader_course is None else [{
     "name": "section09-grader",
     "user": layout.instructor(),
-    "cwd": str(layout.course_dir()),
-    "command": [str(layout.env() / "bin" / "python"), "-m", "rnncourse.onsubmit", "--course-dir",
-                str(layout.course_dir())],
-    "environment": {**layout.server_environment(), "PYTHONPATH": str(layout.course_dir()), "OMP_NUM_THREADS": "1",
+    "cwd": str(grader_course),
+    "command": [str(layout.env() / "bin" / "python"), "-m", "rnncourse.onsubmit", "--course-dir", str(grader_course)],
+    "environment": {**layout.server_environment(), "PYTHONPATH": str(grader_course), "OMP_NUM_THREADS": "1",
                     "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1",
                     # The service stops when this hub dies (kill -9 included), even during its own start-up: it
                     # would otherwise grade on under settings nobody can change (rnncourse/onsubmit/__main__.py).

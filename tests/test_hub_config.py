@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from traitlets.config import PyFileConfigLoader
@@ -94,3 +95,17 @@ def test_formgrader_strips_a_students_scripts(tmp_path):
     html, _ = HTMLExporter(config=config).from_notebook_node(nb)
     assert "<img src=x" not in html and "<script>alert(1)" not in html  # shown as text, never as a tag
     assert "<strong>bold</strong>" in html
+
+
+def test_the_grading_service_runs_as_the_instructor_and_dies_with_this_hub(monkeypatch):
+    monkeypatch.setenv("SECTION09_INSTRUCTOR", "root")  # an account that exists on every machine
+    [service] = hub_config().JupyterHub.services
+    course = layout.course_dir("root")
+    assert service["name"] == "section09-grader" and service["user"] == "root"
+    assert service["command"] == [str(layout.env() / "bin" / "python"), "-m", "rnncourse.onsubmit", "--course-dir",
+                                  str(course)]
+    assert service["cwd"] == str(course) and service["environment"]["PYTHONPATH"] == str(course)
+    assert service["environment"]["SECTION09_HUB_PID"] == str(os.getpid())  # the process that read the config
+    assert "api_token" not in service and not service.get("admin")
+    monkeypatch.setenv("SECTION09_INSTRUCTOR", "no-such-account-s9")
+    assert hub_config().JupyterHub.services == []  # `make hub` refuses to start without the instructor anyway
