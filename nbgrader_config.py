@@ -125,3 +125,6 @@ c.OnSubmit.feedback = "tests"
 # on the last submission before it. per_minutes = 0 turns the limit off.
 c.OnSubmit.max_graded = 3
 c.OnSubmit.per_minutes = 60
+# A lone submission's notebooks graded at the same time while workers stand idle: lower latency, but three kernels
+# then share the cores and a busy machine risks cell time limits, so it stays off.
+c.OnSubmit.side_by_side = False

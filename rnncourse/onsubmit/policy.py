@@ -36,6 +36,9 @@ class OnSubmit(Configurable):
                                     "(per_minutes); later ones wait.").tag(config=True)
     per_minutes = Float(60.0, min=0.0, help="The rate limit's window in minutes; 0 = no limit.").tag(config=True)
     workers = Int(0, min=0, help="Grading processes kept warm (0 = one per core).").tag(config=True)
+    side_by_side = Bool(False, help="Grade a lone submission's notebooks at the same time while workers stand idle "
+                                    "(lower latency; three kernels share the cores, so a busy machine risks cell "
+                                    "time limits).").tag(config=True)
     poll_s = Float(1.0, min=0.1, help="How often the exchange is looked at, in seconds.").tag(config=True)
     settle_s = Float(1.0, min=0.0, help="A submission folder changed this recently is still being written: "
                                         "wait.").tag(config=True)

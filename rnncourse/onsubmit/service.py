@@ -128,7 +128,7 @@ class Service:
                 log.exception("on-submit: %s's submissions could not be looked at", student)
         # A lone submission while workers stand idle has its notebooks graded side by side (lower latency); when
         # students queue, one worker each (the most throughput).
-        side_by_side = len(self.grading) + len(to_grade) < self.pool.size
+        side_by_side = self.policy.side_by_side and len(self.grading) + len(to_grade) < self.pool.size
         return sum(self.start(submission, side_by_side) for submission in to_grade)
 
     def start(self, submission: inbox.Submission, side_by_side: bool = False) -> int:
