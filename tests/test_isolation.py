@@ -6,7 +6,9 @@ namespaces, mounts, bpf, perf) and prints each one's errno, its capability sets,
 namespace; a third runs the probe after its first answer and ends its kernel (`os._exit`) after its last: its uid
 must be given back all the same. The course is graded twice: first with kernels forked from the zygote (the default
 as root), then again with `fork_kernels = False` (a bwrap per kernel), so both ways a kernel starts are checked, and
-the second run's uids are compared with the first's.
+the second run's uids are compared with the first's. A copy of the course is graded a third time by an ordinary user
+(nobody), as the hub's grading service grades as the instructor: kernels forked from that user's zygote, in a user
+namespace of bwrap's, must be as alone (their uid is that user's: no leases without root).
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 from conftest import POINTS, make_course
 
+import rnncourse
 from rnncourse import notebooks, pipeline, report, submissions
 from rnncourse.course import autograded_notebook, release_notebook, source_notebook
+from rnncourse.hub import layout
 from rnncourse.kernels.executor import SandboxedExecute
 from rnncourse.kernels.leases import UidLease
 
@@ -64,6 +70,10 @@ for _line in open("/proc/self/status"):
     if _line.startswith(("CapBnd:", "CapEff:", "CapPrm:", "Seccomp:", "NoNewPrivs:")):
         print("ISOLATION", _line.split(":")[0], _line.split()[1])
 print("ISOLATION uid", os.getuid())
+import glob
+_servers = glob.glob("/var/tmp/rnncourse-forkserver-*")
+print("ISOLATION fork_server_reachable", sum(os.path.exists(_s + "/zygote.sock") + os.path.exists(_s + "/zygote.log")
+                                             + len(glob.glob(_s + "/runs/*")) for _s in _servers))
 print("ISOLATION user_namespace", os.readlink("/proc/self/ns/user"))
 '''
 CALLS = ("keyctl_join_session_keyring", "add_key_user_keyring", "ptrace_attach_pid_1", "ptrace_traceme",
@@ -76,6 +86,25 @@ ONE_BY_ONE = """
 # tests/test_isolation.py: the second run starts a bwrap per kernel
 c.SandboxedExecute.fork_kernels = False
 """
+NOBODY = 65534
+
+
+def _grade_as_nobody(course: Path) -> tuple[dict, str]:
+    """`nbgrader autograde` run by an ordinary user (nobody) on its own copy of the course, with the course hub's
+    shared environment (`make hub-env`: an interpreter every account can run; this venv's lies under /root):
+    {student: (what the probe printed, notebook 01 score)}, and the log."""
+    env = dict(os.environ, HOME=str(course / ".home"), PATH=f"{layout.env() / 'bin'}:/usr/bin:/bin",
+               OMP_NUM_THREADS="1", PYTHONPATH=str(Path(rnncourse.__file__).resolve().parents[1]))
+    (course / ".home").mkdir()
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(course)], check=True)
+    proc = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
+                           str(layout.env() / "bin" / "nbgrader"), "autograde", pipeline.ASSIGNMENT, "--force"],
+                          cwd=course, env=env, capture_output=True, text=True, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    scores = report.scores_by_cell(course)
+    return {student: (_probed(course, student), sum(scores[student][NB01].values()))
+            for student in (*STUDENTS, DIES)}, log
 
 
 def _probed(course: Path, student: str) -> dict:
@@ -110,30 +139,51 @@ def graded_twice(tmp_path_factory):
     dies = dict(answers, rnn_step=answers["rnn_step"] + "\n" + PROBE,
                 task_alignment=answers["task_alignment"] + "\n" + END_KERNEL)
     submissions.write_submission(course, DIES, {NB01: notebooks.filled(release, dies)})
+    # Its own copy, where nobody can reach it (pytest's folders are root's alone), graded by nobody.
+    shared = Path(tempfile.mkdtemp(prefix="rnncourse-isolation-", dir="/var/tmp"))
+    os.chmod(shared, 0o755)
+    as_user = shared / "course"
+    shutil.copytree(course, as_user)
     forked, forked_log = _grade(course)
     with open(course / "nbgrader_config.py", "a") as config:
         config.write(ONE_BY_ONE)
     one_by_one, _ = _grade(course)
-    return {"forked": forked, "one by one": one_by_one, "forked log": forked_log}
+    as_nobody, nobody_log = None, ""
+    try:
+        if (layout.env() / "bin" / "nbgrader").exists():
+            as_nobody, nobody_log = _grade_as_nobody(as_user)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    return {"forked": forked, "one by one": one_by_one, "forked log": forked_log,
+            "forked as an ordinary user": as_nobody, "forked as an ordinary user log": nobody_log}
 
 
-@pytest.mark.parametrize("path", ["forked", "one by one"])
+def _graded(graded_twice: dict, path: str) -> dict:
+    if graded_twice[path] is None:
+        pytest.skip("grading as an ordinary user needs the hub's shared environment (make hub-env)")
+    return graded_twice[path]
+
+
+PATHS = ["forked", "one by one", "forked as an ordinary user"]
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_every_call_that_reaches_past_the_kernel_is_denied(graded_twice, path):
-    for student, (probed, _) in graded_twice[path].items():
+    for student, (probed, _) in _graded(graded_twice, path).items():
         assert {call: probed.get(call) for call in CALLS} == {call: "EPERM" for call in CALLS}, (student, probed)
 
 
-@pytest.mark.parametrize("path", ["forked", "one by one"])
+@pytest.mark.parametrize("path", PATHS)
 def test_no_capability_and_the_filter_on(graded_twice, path):
-    for student, (probed, _) in graded_twice[path].items():
+    for student, (probed, _) in _graded(graded_twice, path).items():
         assert int(probed["CapBnd"], 16) == int(probed["CapEff"], 16) == int(probed["CapPrm"], 16) == 0, probed
         assert probed["Seccomp"] == "2" and probed["NoNewPrivs"] == "1", probed
 
 
-@pytest.mark.parametrize("path", ["forked", "one by one"])
+@pytest.mark.parametrize("path", PATHS)
 def test_each_kernel_has_its_own_user_namespace(graded_twice, path):
     grader = os.readlink("/proc/self/ns/user")
-    for student, (probed, _) in graded_twice[path].items():
+    for student, (probed, _) in _graded(graded_twice, path).items():
         assert probed["user_namespace"].startswith("user:[") and probed["user_namespace"] != grader, probed
 
 
@@ -148,12 +198,30 @@ def test_no_uid_is_shared_between_kernels_or_runs(graded_twice):
 
 
 def test_the_probing_students_still_get_full_marks(graded_twice):
-    for path in ("forked", "one by one"):
+    for path in PATHS:
         for student in STUDENTS:
+            if graded_twice[path] is None:
+                continue  # skipped above, as in _graded
             score = graded_twice[path][student][1]
             assert score == FULL_MARKS, (path, student, score)
 
 
-def test_the_first_run_forked_its_kernels(graded_twice):
-    """The zygote's self-test passed here, so the first run did not fall back to starting kernels one by one."""
-    assert "kernels start one by one" not in graded_twice["forked log"], graded_twice["forked log"][-3000:]
+@pytest.mark.parametrize("path", ["forked", "forked as an ordinary user"])
+def test_the_forked_runs_forked_their_kernels(graded_twice, path):
+    """The zygote's self-test passed here, so these runs did not fall back to starting kernels one by one."""
+    _graded(graded_twice, path)
+    log = graded_twice[f"{path} log"]
+    assert "kernels start one by one" not in log, log[-3000:]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_no_kernel_reaches_a_fork_server(graded_twice, path):
+    """Not its socket, not its log, not a kernel's run folder: covered in each kernel's mount namespace (an ordinary
+    user's kernels all have that user's uid, so permissions alone would not keep them apart)."""
+    for student, (probed, _) in _graded(graded_twice, path).items():
+        assert probed["fork_server_reachable"] == "0", (student, probed)
+
+
+def test_an_ordinary_users_kernels_keep_its_uid(graded_twice):
+    for student, (probed, _) in _graded(graded_twice, "forked as an ordinary user").items():
+        assert probed["uid"] == str(NOBODY), (student, probed)

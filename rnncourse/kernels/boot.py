@@ -4,12 +4,14 @@ holds no course file; it imports only the standard library until the payload's m
 
 * ``kernel IPYKERNEL_ARGS`` (a kernel that starts on its own, one ``bwrap`` each): take the payload's rlimits, import
   the call protocol's kernel side from the sources in the payload, start ipykernel.
-* ``zygote SOCKET`` (grading as root; ``rnncourse.kernels.forkserver``): import the libraries and the call protocol
-  once, then for every request on SOCKET fork a kernel that isolates itself before any student code runs: new mount,
-  PID, network, IPC and UTS namespaces (private /tmp, /dev/shm and /proc), the rlimits, its leased uid and a user
-  namespace of its own as that uid, no capability left (bounding set included), no_new_privs, and last the seccomp
-  filter compiled by ``rnncourse.kernels.seccomp``. It runs as root with CAP_SETUID, CAP_SETGID and CAP_SYS_ADMIN
-  only, in a sandbox of its own (read-only system, no network).
+* ``zygote SOCKET`` (``rnncourse.kernels.forkserver``): import the libraries and the call protocol once, then for
+  every request on SOCKET fork a kernel that isolates itself before any student code runs: new mount, PID, network,
+  IPC and UTS namespaces (private /tmp, /dev/shm and /proc, the fork server's folder hidden but for its own run
+  folder), the rlimits, its uid and a user namespace of its own as that uid, no capability left (bounding set
+  included), no_new_privs, and last the seccomp filter compiled by ``rnncourse.kernels.seccomp``. Grading as root it
+  runs as root with CAP_SETUID, CAP_SETGID and CAP_SYS_ADMIN only, and each kernel takes its leased uid; grading as
+  an ordinary user (the hub's grading service) it runs in a user namespace of bwrap's with CAP_SYS_ADMIN there only,
+  and each kernel keeps that user's uid. Either way in a sandbox of its own (read-only system, no network).
 """
 
 import ctypes
@@ -109,6 +111,7 @@ def _become_kernel(req, fds):
         _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
         _ok(_libc.umount2(stage.encode(), MNT_DETACH), "umount " + stage)
         os.rmdir(stage)
+    _hide_fork_server(req)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     # This process stays PID 1 of the namespace, as bwrap's init does: the kernel must not be PID 1, which ignores
     # signals it has no handler for (a notebook's os.kill(os.getpid(), 9) would do nothing).
@@ -118,14 +121,46 @@ def _become_kernel(req, fds):
         os._exit(0)
     for fd in (0, 1, 2):
         os.close(fd)
-    os.setgroups([])
-    os.setresgid(65534, 65534, 65534)  # nobody: not the kernel's uid (its process budget), no capabilities
-    os.setresuid(65534, 65534, 65534)
+    if os.getuid() == 0:
+        os.setgroups([])
+        os.setresgid(65534, 65534, 65534)  # nobody: not the kernel's uid (its process budget), no capabilities
+        os.setresuid(65534, 65534, 65534)
+    else:  # an ordinary user's zygote: only its own uid is mapped; keep it, without a capability or a core (its
+        _drop_capabilities(bounding=False)  # bounding set is bwrap's, CAP_SYS_ADMIN only; no_new_privs below)
+        _ok(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
     _ok(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     while True:  # reap whatever ends in the namespace until the kernel itself does; its end ends the namespace
         pid, status = os.wait()
         if pid == kernel:
             os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+
+def _hide_fork_server(req):
+    """Cover the fork server's folder (its socket, its log, every kernel's run folder) with an empty read-only
+    tmpfs that nobody may list, and bind back this kernel's own run folder alone. Grading as an ordinary user every
+    kernel has the same uid, so permissions alone would not keep one kernel out of another's sockets."""
+    run = req.get("run")
+    own = os.open(run, os.O_PATH | os.O_DIRECTORY) if run else None
+    _mount("tmpfs", req["root"], "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0700")
+    if run:
+        os.makedirs(run)
+        _mount("/proc/self/fd/%d" % own, run, None, MS_BIND | MS_REC, None)
+        os.close(own)
+        parent = os.path.dirname(run)
+        while parent != req["root"]:  # passable, not listable
+            os.chmod(parent, 0o111)
+            parent = os.path.dirname(parent)
+    os.chmod(req["root"], 0o111)
+    _mount(None, req["root"], None, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=64k")
+
+def _drop_capabilities(bounding=True):
+    """No capability left: the bounding set emptied (that takes CAP_SETPCAP, which a user namespace's creator has),
+    then effective, permitted and inheritable (ambient with them)."""
+    if bounding:
+        with open("/proc/sys/kernel/cap_last_cap") as last:
+            for cap in range(int(last.read()) + 1):
+                _ok(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability %d from the bounding set" % cap)
+    header, sets = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0), (ctypes.c_uint32 * 6)()
+    _ok(_libc.capset(header, sets), "capset: no capability")
 
 def _own_user_namespace(uid):
     """As `uid`, a user namespace of the kernel's own that maps only `uid`: what the kernel keys to its user
@@ -139,23 +174,20 @@ def _own_user_namespace(uid):
             table.write(line)
     with open("/proc/sys/user/max_user_namespaces", "w") as limit:  # no nested one: bwrap's --disable-userns
         limit.write("0")
-    with open("/proc/sys/kernel/cap_last_cap") as last:
-        for cap in range(int(last.read()) + 1):
-            _ok(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability %d from the bounding set" % cap)
-    header, sets = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0), (ctypes.c_uint32 * 6)()
-    _ok(_libc.capset(header, sets), "capset: no capability")  # effective, permitted, inheritable (ambient with them)
+    _drop_capabilities()
 
 def _load_seccomp():
     program = _SockFprog(len(_SECCOMP) // 8, _SECCOMP)  # 8 bytes per BPF instruction
     _ok(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0), "seccomp filter")
 
-def _selftest_failures(uid, keep):
+def _selftest_failures(uid, req):
     """What the self-test fork finds missing of the isolation above, as words for the zygote's log."""
     with open("/proc/self/status") as lines:
         status = dict(line.split(":", 1) for line in lines if ":" in line)
     denied = _libc.unshare(CLONE_NEWUSER) != 0 and ctypes.get_errno() == errno.EPERM
     checks = {"its uid": os.getuid() == uid, "PID 2 of its namespace": os.getpid() == 2,
-              "the binds below /tmp": all(os.path.isdir(p) for p in keep),
+              "the binds below /tmp": all(os.path.isdir(p) for p in req["keep"]),
+              "the fork server's folder hidden": not os.path.exists(os.path.join(req["root"], "zygote.sock")),
               "an empty capability bounding set": int(status["CapBnd"], 16) == 0 == int(status["CapEff"], 16),
               "the seccomp filter": status["Seccomp"].strip() == "2" and denied}
     return [what for what, ok in checks.items() if not ok]
@@ -163,11 +195,12 @@ def _selftest_failures(uid, keep):
 def _run_kernel(req):
     for name, (soft, hard) in req["limits"].items():
         resource.setrlimit(getattr(resource, name), (soft, hard))
-    uid = req["uid"]
-    os.setgroups([])
-    os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)  # leaving root drops every capability of the zygote's
-    _own_user_namespace(uid)
+    uid = req["uid"] if req["uid"] is not None else os.getuid()  # None: an ordinary user's zygote, its own uid
+    if os.getuid() == 0:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # leaving root drops every capability of the zygote's
+    _own_user_namespace(uid)  # an ordinary user's zygote's capabilities (in bwrap's namespace) are left behind here
     _ok(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     _ok(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")  # as after an exec: /proc/self stays its own
     _ok(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
@@ -176,7 +209,7 @@ def _run_kernel(req):
     os.environ.update(req["env"])
     _load_seccomp()  # last: nothing below needs a denied call
     if req.get("selftest"):
-        failures = _selftest_failures(uid, req["keep"])
+        failures = _selftest_failures(uid, req)
         if failures:
             sys.stderr.write("fork self-test: the kernel lacks " + ", ".join(failures) + "\n")
         os._exit(71 if failures else 0)

@@ -51,7 +51,8 @@ class SandboxCommand:
 
     Every kernel runs in a user namespace of its own, as an unprivileged uid that the namespace maps to itself, with
     no capability (bounding set included), no way to make another user namespace, and the seccomp filter given to
-    `seccomp`. Not grading as root, that is the one bwrap's user namespace. Grading as root, the bwrap that mounts
+    `seccomp`. Not grading as root, that is the one bwrap's user namespace (or, for a zygote, each kernel's own,
+    nested in the zygote's). Grading as root, the bwrap that mounts
     runs as root (it binds paths only root can reach, e.g. a Python under /root); inside it `setpriv` becomes the
     kernel's leased uid and a second bwrap, as that uid, makes the user namespace (see `command`). bwrap as root
     with --unshare-user would map the kernel's uid to root outside, sharing root's files, keyrings and processes."""
@@ -64,8 +65,10 @@ class SandboxCommand:
                      "--clearenv"]
         # The kernel's own user namespace, in the bwrap that runs as the kernel's uid.
         self.user_namespace = ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
-        if zygote:  # root that forks kernels: each makes its own namespaces and mounts, then drops to its uid
+        if zygote and os.geteuid() == 0:  # forks kernels: each makes its namespaces and mounts, then takes its uid
             self.args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SYS_ADMIN"]
+        elif zygote:  # an ordinary user's: CAP_SYS_ADMIN in bwrap's user namespace only, to make each kernel's
+            self.args += ["--unshare-user", "--cap-add", "CAP_SYS_ADMIN"]
         elif uid is None:  # not root: this bwrap is already the grader's unprivileged uid
             self.args += self.user_namespace
             self.user_namespace = []

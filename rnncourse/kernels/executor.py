@@ -76,9 +76,10 @@ class SandboxedExecute(Execute):
                                                    "past it the cell scores 0 with the reason.").tag(config=True)
     max_timeouts_in_a_row = Integer(2, help="Consecutive cells that time out before the kernel is taken as broken "
                                             "and stopped (the rest of its notebook is not run).").tag(config=True)
-    fork_kernels = Bool(True, help="When grading as root, fork each kernel from a sandboxed parent that has imported "
-                                   "torch and the grading modules once (saves ~3 s per notebook); each kernel still "
-                                   "gets its own namespaces, uid and limits.").tag(config=True)
+    fork_kernels = Bool(True, help="Fork each kernel from a sandboxed parent that has imported torch and the "
+                                   "grading modules once (saves ~3 s per notebook); each kernel still gets its own "
+                                   "namespaces, user namespace and limits (as root, its own uid too). Where that "
+                                   "parent cannot start, kernels start one by one.").tag(config=True)
     shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate",
                            help="After the last cell, kill the kernel (its outputs are all in): a graceful shutdown "
                                 "only waits for it to exit.").tag(config=True)

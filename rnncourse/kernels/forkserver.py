@@ -1,16 +1,22 @@
 """Sandboxed kernels forked from a pre-imported parent: no interpreter start and no `import torch` per notebook.
 
 Starting a kernel and importing torch and matplotlib costs about 3.4 s per notebook, more than the cell compute
-of most notebooks here. When grading as root, each grading process starts one *zygote* in a bubblewrap sandbox
+of most notebooks here. Each grading process starts one *zygote* in a bubblewrap sandbox
 (the same read-only system, Python and venv, no network), which imports the libraries and the call protocol's kernel side once
 and then, per kernel, forks a child that isolates itself before any student code runs:
 
 * new mount, PID, network, IPC and UTS namespaces: a private /tmp, /dev/shm and /proc, no loopback shared with other
   kernels, every process it starts dies with it;
-* the kernel's own leased uid, and as that uid a user namespace of its own (mapping only that uid, allowing no
-  nested one), with no capability left, not even in the bounding set; no_new_privs, the executor's rlimits, and
-  last the seccomp filter of ``rnncourse.kernels.seccomp``;
-* its working copy, home and Unix sockets in a folder only its uid can enter.
+* its uid (grading as root, a leased uid of its own; as an ordinary user, that user's, as kernels started one by
+  one have), and as that uid a user namespace of its own (mapping only that uid, allowing no nested one), with no
+  capability left, not even in the bounding set; no_new_privs, the executor's rlimits, and last the seccomp filter
+  of ``rnncourse.kernels.seccomp``;
+* its working copy, home and Unix sockets in a run folder of its own; the server's folder (socket, log, the other
+  kernels' run folders) is covered by an empty read-only tmpfs in its mount namespace, its own run folder bound
+  back on top. (As root the run folder also belongs to the kernel's uid alone.)
+
+As an ordinary user (the hub's grading service runs as the instructor) the zygote runs in a user namespace of
+bwrap's, holding CAP_SYS_ADMIN there only, enough to make each kernel's namespaces and mounts.
 
 The zygote and the kernels run rnncourse/kernels/boot.py. Each kernel still runs exactly one notebook. The executor talks to it as to any kernel: the process it launches is a
 small *bridge* that hands the request (and its stdio) to the zygote over a Unix socket, exits with the kernel's exit
@@ -87,7 +93,8 @@ class ForkServer:
     def _selftest(self) -> int | None:
         """Fork one child through every isolation step, as an unprivileged uid, and see it exit cleanly: it checks
         its uid, namespaces, binds, capabilities and seccomp filter, and writes what it lacks to the log."""
-        request = {"selftest": True, "uid": 65534, "limits": {}, "env": {}, "cwd": "/", "argv": [],
+        uid = 65534 if os.geteuid() == 0 else None  # None: an ordinary user's zygote, whose kernels keep its uid
+        request = {"selftest": True, "uid": uid, "limits": {}, "env": {}, "cwd": "/", "argv": [],
                    "tmp_bytes": 1 << 20, **self.mounts()}
         null = os.open(os.devnull, os.O_RDWR)
         try:
@@ -109,8 +116,9 @@ class ForkServer:
             os.close(null)
 
     def mounts(self) -> dict:
-        """What each kernel's request says about mounts: read-only binds to keep visible under its own /tmp."""
-        return {"keep": self.keep, "stage": str(self.stage)}
+        """What each kernel's request says about mounts: read-only binds to keep visible under its own /tmp, and
+        this server's folder, which the kernel hides but for its own run folder."""
+        return {"keep": self.keep, "stage": str(self.stage), "root": str(self.root)}
 
     def bridge_command(self) -> list[str]:
         return [self._python, "-I", "-S", str(Path(__file__).with_name("bridge.py")), self.socket]

@@ -1,6 +1,6 @@
-"""The kernel manager for autograde kernels: each starts in its own sandbox, forked from the zygote when grading as
-root, and talks over Unix sockets in a private folder (there is no network inside). It is given a frozen
-``KernelSettings``; it never reads the executor."""
+"""The kernel manager for autograde kernels: each starts in its own sandbox, forked from the zygote (or, where that
+cannot start, started one by one), and talks over Unix sockets in a private folder (there is no network inside). It
+is given a frozen ``KernelSettings``; it never reads the executor."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         settings = self.settings
         assert settings is not None, "SandboxedKernelManager is created by SandboxedExecute"
         server = None
-        if settings.fork_kernels and os.geteuid() == 0 and not _FORKING_FAILED:
+        if settings.fork_kernels and not _FORKING_FAILED:
             try:
                 server = _fork_server()
             except forkserver.ForkServerError as problem:  # each kernel then starts its own interpreter
@@ -127,7 +127,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         if uid is not None:
             for path in (ipc, work, home, *work.rglob("*")):
                 os.chown(path, uid, uid)
-        if server is not None:  # the run folder is the only way in to the kernel's: its uid's alone
+        if server is not None and uid is not None:  # the run folder is the only way in to the kernel's: its uid's
             os.chown(self.run_dir, uid, uid)
         sandbox = SandboxCommand(uid, settings.tmp_bytes)
         sandbox.bind_python(python)
@@ -152,7 +152,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         kw["stdin"] = payload
         kw["preexec_fn"] = _ignore_sigint
         if server is not None:
-            payload.write(json.dumps({"limits": limits, "uid": uid, "env": env,
+            payload.write(json.dumps({"limits": limits, "uid": uid, "env": env, "run": str(self.run_dir),
                                       "cwd": str(work), "argv": kernel_args,
                                       "tmp_bytes": settings.tmp_bytes, **server.mounts()}).encode())
             payload.seek(0)
@@ -213,7 +213,8 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 
 def _fork_server() -> forkserver.ForkServer:
-    """This process's zygote: a root sandbox (no network, read-only system) with torch & co. imported."""
+    """This process's zygote: a sandbox (no network, read-only system; as an ordinary user, in a user namespace)
+    with torch & co. imported."""
     python = sys.executable
 
     def command_for(server: forkserver.ForkServer) -> list[str]:
@@ -248,7 +249,7 @@ def prestart_fork_server(config) -> bool:
 
     preprocessors = config.Autograde.get("autograde_preprocessors", [])
     wanted = any(p in (SandboxedExecute, "rnncourse.kernels.executor.SandboxedExecute") for p in preprocessors)
-    if not (wanted and os.geteuid() == 0 and SandboxedExecute(config=config).fork_kernels):
+    if not (wanted and SandboxedExecute(config=config).fork_kernels):
         return False
     try:
         _fork_server()
