@@ -175,6 +175,12 @@ def test_killed_mid_grade(hub):
 
     log = (hub.course_dir / "logs" / "on-submit.log").read_text()
     assert log.count("on-submit grading on") >= 2  # started, killed, started again
+    # The service grades as the instructor, not root, and still forks its kernels from a zygote (no interpreter
+    # start and `import torch` per notebook): no grading log says it fell back to starting them one by one.
+    grading_logs = [p for p in (hub.course_dir / "logs").rglob("*.log") if p.name != "on-submit.log"]
+    assert grading_logs
+    for path in grading_logs:
+        assert "kernels start one by one" not in path.read_text(errors="replace"), path
 
     # ann alone submits again, all solved: graded again.
     ann = hub.students[0]
