@@ -204,3 +204,23 @@ def test_rnn_backward_returning_huge_views_or_exiting_fails_its_own_check():
         with pytest.raises(compare.HiddenTestFailure) as failed:
             nb01.check_rnn_backward({"rnn_backward": fn})
         assert says in str(failed.value)
+
+
+def test_the_grader_opens_its_socket_to_the_kernel_and_nothing_a_kernel_put_in_its_place(tmp_path):
+    """The grader binds its socket in the kernel's folder and opens it to the kernel's uid (chmod 666). A kernel that
+    swaps it for a symlink (to the gradebook, or a system file when grading as root) must not get the target opened."""
+    import socket
+
+    target = tmp_path / "gradebook.db"
+    target.write_text("grades")
+    os.chmod(target, 0o600)
+    bound = tmp_path / "c1.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(bound))
+        channel._open_to_all(bound)
+    assert bound.stat().st_mode & 0o777 == 0o666
+    swapped = tmp_path / "c2.sock"
+    swapped.symlink_to(target)
+    with pytest.raises(channel.ProtocolBroken, match="replaced the grader's socket"):
+        channel._open_to_all(swapped)
+    assert target.stat().st_mode & 0o777 == 0o600

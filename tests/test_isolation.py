@@ -70,6 +70,16 @@ for _line in open("/proc/self/status"):
     if _line.startswith(("CapBnd:", "CapEff:", "CapPrm:", "Seccomp:", "NoNewPrivs:")):
         print("ISOLATION", _line.split(":")[0], _line.split()[1])
 print("ISOLATION uid", os.getuid())
+def _plant(path):  # a file a later kernel of the same zygote would run (IPython reads /etc/ipython at start)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as planted:
+            planted.write("print('PLANTED')\n")
+        return 1
+    except OSError:
+        return 0
+print("ISOLATION wrote_system", sum(_plant(p) for p in ("/etc/ipython/ipython_kernel_config.py", "/planted",
+                                                        "/var/tmp/planted", "/dev/planted", "/opt/planted")))
 import glob
 _servers = glob.glob("/var/tmp/rnncourse-forkserver-*")
 print("ISOLATION fork_server_reachable", sum(os.path.exists(_s + "/zygote.sock") + os.path.exists(_s + "/zygote.log")
@@ -93,8 +103,13 @@ def _grade_as_nobody(course: Path) -> tuple[dict, str]:
     """`nbgrader autograde` run by an ordinary user (nobody) on its own copy of the course, with the course hub's
     shared environment (`make hub-env`: an interpreter every account can run; this venv's lies under /root):
     {student: (what the probe printed, notebook 01 score)}, and the log."""
+    # The course package copied beside the course, as the hub copies it into the instructor's course directory:
+    # the repository itself is closed to other accounts once a hub is set up (hubroot.close_repository).
+    package = course.parent / "package"
+    shutil.copytree(Path(rnncourse.__file__).resolve().parent, package / "rnncourse",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     env = dict(os.environ, HOME=str(course / ".home"), PATH=f"{layout.env() / 'bin'}:/usr/bin:/bin",
-               OMP_NUM_THREADS="1", PYTHONPATH=str(Path(rnncourse.__file__).resolve().parents[1]))
+               OMP_NUM_THREADS="1", PYTHONPATH=str(package))
     (course / ".home").mkdir()
     subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(course)], check=True)
     proc = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
@@ -220,6 +235,15 @@ def test_no_kernel_reaches_a_fork_server(graded_twice, path):
     user's kernels all have that user's uid, so permissions alone would not keep them apart)."""
     for student, (probed, _) in _graded(graded_twice, path).items():
         assert probed["fork_server_reachable"] == "0", (student, probed)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_no_kernel_leaves_a_file_for_the_next(graded_twice, path):
+    """The system a kernel sees is read-only but for its own /tmp, /dev/shm and run folder: an ordinary user's
+    kernels share a uid, and a file left in the zygote's root (/etc/ipython's kernel config) would run in every kernel
+    forked after it."""
+    for student, (probed, _) in _graded(graded_twice, path).items():
+        assert probed["wrote_system"] == "0", (student, probed)
 
 
 def test_an_ordinary_users_kernels_keep_its_uid(graded_twice):

@@ -25,6 +25,7 @@ import resource
 import select
 import signal
 import socket
+import stat
 import sys
 import traceback
 
@@ -94,6 +95,7 @@ def _become_kernel(req, fds):
     os.dup2(fds[2], 2)
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # nothing of the zygote's or the handler's reaches student code
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    _read_only_system(req)
     # Read-only binds below /tmp (a venv in /tmp) would vanish under the kernel's own /tmp: park them, mount the
     # new /tmp and /dev/shm, and bind them back, read-only.
     parked = []
@@ -133,6 +135,32 @@ def _become_kernel(req, fds):
         pid, status = os.wait()
         if pid == kernel:
             os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+
+_KEPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 1024, "nodiratime": 2048,
+               "relatime": 1 << 21}
+
+def _read_only_system(req):
+    """Every mount the kernel inherits from the zygote made read-only (its flags kept), but for device nodes, the
+    pty filesystem and the fork server's folder (covered later): bwrap's root and /dev are tmpfs that the zygote's
+    user owns, so an ordinary user's kernels, which all have that uid, could otherwise leave files there (say,
+    /etc/ipython/ipython_kernel_config.py) that run in every kernel forked after them. The kernel's own /tmp,
+    /dev/shm, /proc and run folder are mounted after this, writable."""
+    with open("/proc/self/mountinfo") as table:
+        mounts = [line.split(" - ")[0].split()[4:6] + [line.split(" - ")[1].split()[0]] for line in table]
+    for point, options, fstype in mounts:
+        point = point.encode().decode("unicode_escape")  # mountinfo writes a space as \040, etc.
+        options = options.split(",")
+        beneath = point == req["root"] or point.startswith(req["root"] + "/")
+        if "ro" in options or beneath or fstype == "devpts" or _is_device(point):
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | sum(flag for name, flag in _KEPT_FLAGS.items() if name in options)
+        _mount(None, point, None, flags, None)
+
+def _is_device(path):
+    try:
+        return stat.S_ISCHR(os.lstat(path).st_mode) or stat.S_ISBLK(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 def _hide_fork_server(req):
     """Cover the fork server's folder (its socket, its log, every kernel's run folder) with an empty read-only
@@ -188,6 +216,7 @@ def _selftest_failures(uid, req):
     checks = {"its uid": os.getuid() == uid, "PID 2 of its namespace": os.getpid() == 2,
               "the binds below /tmp": all(os.path.isdir(p) for p in req["keep"]),
               "the fork server's folder hidden": not os.path.exists(os.path.join(req["root"], "zygote.sock")),
+              "a read-only system": not any(os.access(p, os.W_OK) for p in ("/", "/etc", "/var", "/dev")),
               "an empty capability bounding set": int(status["CapBnd"], 16) == 0 == int(status["CapEff"], 16),
               "the seccomp filter": status["Seccomp"].strip() == "2" and denied}
     return [what for what, ok in checks.items() if not ok]

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import socket
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +70,7 @@ class KernelChannel:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(str(path))
-            os.chmod(path, 0o666)  # the kernel's uid connects; the folder itself is the kernel's alone
+            _open_to_all(path)  # the kernel's uid connects; the folder itself is the kernel's alone
             listener.listen(1)
             listener.settimeout(0.02)
             self.msg_id = self.kc.execute(
@@ -170,3 +171,16 @@ class KernelChannel:
 
     async def _interrupt(self) -> None:
         await ensure_async(self.interrupt())
+
+
+def _open_to_all(path: Path) -> None:
+    """chmod 666 the socket just bound at `path`, and nothing else: the folder is the kernel's, which may have put a
+    symlink there in its place (a chmod by path would follow it, to a gradebook or a system file when grading as
+    root). The inode is opened without following links, checked to be a socket, and changed through its descriptor."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW)
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise ProtocolBroken("the kernel replaced the grader's socket")
+        os.chmod(f"/proc/self/fd/{fd}", 0o666)
+    finally:
+        os.close(fd)
