@@ -80,6 +80,15 @@ def _plant(path):  # a file a later kernel of the same zygote would run (IPython
         return 0
 print("ISOLATION wrote_system", sum(_plant(p) for p in ("/etc/ipython/ipython_kernel_config.py", "/planted",
                                                         "/var/tmp/planted", "/dev/planted", "/opt/planted")))
+def _move_ipc():  # the grader binds its sockets in ipc/ by path: a kernel that could move it could redirect them
+    ipc = os.path.join(os.path.dirname(os.getcwd()), "ipc")
+    try:
+        os.rename(ipc, ipc + "-moved")
+    except OSError:
+        return 0
+    os.rename(ipc + "-moved", ipc)
+    return 1
+print("ISOLATION moved_ipc", _move_ipc())
 import glob
 _servers = glob.glob("/var/tmp/rnncourse-forkserver-*")
 print("ISOLATION fork_server_reachable", sum(os.path.exists(_s + "/zygote.sock") + os.path.exists(_s + "/zygote.log")
@@ -244,6 +253,7 @@ def test_no_kernel_leaves_a_file_for_the_next(graded_twice, path):
     forked after it."""
     for student, (probed, _) in _graded(graded_twice, path).items():
         assert probed["wrote_system"] == "0", (student, probed)
+        assert probed["moved_ipc"] == "0", (student, probed)
 
 
 def test_an_ordinary_users_kernels_keep_its_uid(graded_twice):

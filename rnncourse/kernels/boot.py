@@ -173,6 +173,12 @@ def _hide_fork_server(req):
         os.makedirs(run)
         _mount("/proc/self/fd/%d" % own, run, None, MS_BIND | MS_REC, None)
         os.close(own)
+        # Its folders (ipc, work, home) stay writable, the run folder itself not: nothing in it can be renamed or
+        # swapped for a symlink (the grader binds its sockets in ipc/, by path).
+        for entry in os.scandir(run):
+            if entry.is_dir(follow_symlinks=False):
+                _mount(entry.path, entry.path, None, MS_BIND | MS_REC, None)
+        _mount(None, run, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
         parent = os.path.dirname(run)
         while parent != req["root"]:  # passable, not listable
             os.chmod(parent, 0o111)

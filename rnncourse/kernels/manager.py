@@ -127,8 +127,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         if uid is not None:
             for path in (ipc, work, home, *work.rglob("*")):
                 os.chown(path, uid, uid)
-        if server is not None and uid is not None:  # the run folder is the only way in to the kernel's: its uid's
-            os.chown(self.run_dir, uid, uid)
+        if server is not None:  # the kernel passes through its run folder but cannot rename what is in it (an `ipc`
+            os.chmod(self.run_dir, 0o711)  # swapped for a symlink would move the grader's socket); as root it is root's
         sandbox = SandboxCommand(uid, settings.tmp_bytes)
         sandbox.bind_python(python)
         sandbox.bind_gpus()
