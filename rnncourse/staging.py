@@ -25,6 +25,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from .course import ASSIGNMENT
+from .kernels.removal import remove_tree
 
 PREFIX = "rnncourse-stage-"
 _OWNER = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
@@ -52,7 +53,7 @@ def sweep(root: str | None = None) -> list[str]:
     for folder in sorted(p for r in roots for p in glob.glob(os.path.join(r, "rnncourse-*"))):
         match = re.match(r"^rnncourse-[a-z]+-(\d+)-", os.path.basename(folder))
         if match and os.path.isdir(folder) and not _alive(int(match.group(1))):
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
             removed.append(folder)
     return removed
 

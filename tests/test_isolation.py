@@ -89,6 +89,19 @@ def _move_ipc():  # the grader binds its sockets in ipc/ by path: a kernel that 
     os.rename(ipc + "-moved", ipc)
     return 1
 print("ISOLATION moved_ipc", _move_ipc())
+_trap = os.path.join(os.getcwd(), "trap", "inner")  # a folder closed to its owner, for the grader to clean up
+os.makedirs(_trap)
+with open(os.path.join(_trap, "blob"), "wb") as _blob:
+    _blob.write(b"x" * (1 << 20))
+os.chmod(_trap, 0)
+os.chmod(os.path.dirname(_trap), 0o500)
+print("ISOLATION run_folder", os.path.dirname(os.getcwd()))
+import stat, sys
+def _own_output(stream):  # the kernel process's own stdout/stderr (ipykernel keeps a copy): an unlinked file of its
+    fd = getattr(stream, "_original_stdstream_copy", None)  # own, not the grader's log or pipe
+    info = os.fstat(fd if fd is not None else 2)
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 0
+print("ISOLATION own_output", int(_own_output(sys.stdout) and _own_output(sys.stderr)))
 import glob
 _servers = glob.glob("/var/tmp/rnncourse-forkserver-*")
 print("ISOLATION fork_server_reachable", sum(os.path.exists(_s + "/zygote.sock") + os.path.exists(_s + "/zygote.log")
@@ -254,6 +267,22 @@ def test_no_kernel_leaves_a_file_for_the_next(graded_twice, path):
     for student, (probed, _) in _graded(graded_twice, path).items():
         assert probed["wrote_system"] == "0", (student, probed)
         assert probed["moved_ipc"] == "0", (student, probed)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_no_kernel_leaves_its_folder_behind(graded_twice, path):
+    """Each probe closed a folder it made (chmod 0) with a file in it: an ordinary user's grader has the kernel's uid
+    and no power over modes, so it must open them up again to remove the kernel's run folder."""
+    for student, (probed, _) in _graded(graded_twice, path).items():
+        assert not os.path.lexists(probed["run_folder"]), (student, probed["run_folder"])
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_no_kernel_holds_the_graders_output(graded_twice, path):
+    """A kernel's stdout and stderr are a file of its own: with the grader's it could forge, read or truncate its
+    log (a hostile review did, as an ordinary user)."""
+    for student, (probed, _) in _graded(graded_twice, path).items():
+        assert probed["own_output"] == "1", (student, probed)
 
 
 def test_an_ordinary_users_kernels_keep_its_uid(graded_twice):

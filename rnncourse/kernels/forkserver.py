@@ -28,14 +28,13 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
 import threading
 from pathlib import Path
 
-from . import seccomp
+from . import removal, seccomp
 from .bwrap import boot_argv
 
 # Libraries the section's notebooks and checks import; imported once in the zygote.
@@ -127,7 +126,7 @@ class ForkServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
+        removal.remove_tree(self.root)
 
 
 _SERVERS: dict = {}

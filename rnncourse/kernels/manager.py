@@ -19,7 +19,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import DottedObjectName, Type
 
-from . import forkserver, seccomp
+from . import forkserver, removal, seccomp
 from .bwrap import SandboxCommand, SandboxUnavailable, boot_argv, read_only_paths
 from .leases import UidLease
 from .settings import KernelSettings
@@ -89,6 +89,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     run_dir: Path | None = None
     uid_lease: UidLease | None = None
     seccomp_program = None  # the filter's file, open from a one-by-one kernel's command until it has started
+    kernel_output = None  # the kernel process's stdout and stderr
 
     async def _async_pre_start_kernel(self, **kw):
         settings = self.settings
@@ -150,6 +151,10 @@ class SandboxedKernelManager(AsyncKernelManager):
         limits = settings.rlimits(uid if uid is not None else os.geteuid())
         payload = tempfile.TemporaryFile()  # unlinked: only the kernel's stdin ever points at it
         kw["stdin"] = payload
+        # The kernel's stdout and stderr are a file of its own (unlinked; its size limited by RLIMIT_FSIZE), never
+        # the grader's: with those it could write into, read back or truncate the grader's log.
+        self.kernel_output = tempfile.TemporaryFile()
+        kw["stdout"] = kw["stderr"] = self.kernel_output
         kw["preexec_fn"] = _ignore_sigint
         if server is not None:
             payload.write(json.dumps({"limits": limits, "uid": uid, "env": env, "run": str(self.run_dir),
@@ -181,8 +186,12 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
+        if self.kernel_output is not None:
+            self._log_kernel_crash()
+            self.kernel_output.close()
+            self.kernel_output = None
         if self.run_dir is not None:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+            removal.remove_tree(self.run_dir)
             self.run_dir = None
         if self.uid_lease is not None:
             self.uid_lease.release()
@@ -191,6 +200,17 @@ class SandboxedKernelManager(AsyncKernelManager):
     # AsyncKernelManager binds its public name to the base's coroutine, and nbclient calls only that one for a kernel
     # that died (no shutdown): without this, a dead kernel's folder and uid lease would stay behind.
     cleanup_resources = _async_cleanup_resources
+
+    def _log_kernel_crash(self) -> None:
+        """A traceback at the end of the kernel process's own output (a kernel that could not start, say) goes to the
+        grader's log, each line marked as the kernel's."""
+        self.kernel_output.seek(0, os.SEEK_END)
+        self.kernel_output.seek(max(0, self.kernel_output.tell() - 3000))
+        tail = self.kernel_output.read().decode(errors="replace")
+        if "Traceback" in tail:
+            lines = tail[tail.index("Traceback"):].splitlines()
+            self.log.warning("Sandbox: the kernel process's own output ended with:\n%s",
+                             "\n".join(f"  kernel | {line}" for line in lines))
 
     def exit_description(self) -> str:
         """Why the kernel process ended, in words, from bwrap's exit status (the kernel's own)."""
