@@ -139,9 +139,7 @@ def _grade_as_nobody(course: Path) -> tuple[dict, str]:
                           cwd=course, env=env, capture_output=True, text=True, timeout=900)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
-    scores = report.scores_by_cell(course)
-    return {student: (_probed(course, student), sum(scores[student][NB01].values()))
-            for student in (*STUDENTS, DIES)}, log
+    return _results(course), log
 
 
 def _probed(course: Path, student: str) -> dict:
@@ -151,18 +149,22 @@ def _probed(course: Path, student: str) -> dict:
     return dict(re.findall(r"^ISOLATION (\S+) (\S+)$", text, flags=re.M))
 
 
+def _results(course: Path) -> dict:
+    """{student: (what the probe printed, notebook 01 score)} of a graded course."""
+    scores = report.scores_by_cell(course)
+    return {student: (_probed(course, student), sum(scores[student][NB01].values())) for student in (*STUDENTS, DIES)}
+
+
 def _grade(course: Path) -> dict:
     """Autograde everyone; {student: (what the probe printed, notebook 01 score)}, and the nbgrader log."""
     result = pipeline.autograde(course, quiet=True)
     log = result.log.read_text()
     assert result.ok, log[-3000:]
-    scores = report.scores_by_cell(course)
-    return {student: (_probed(course, student), sum(scores[student][NB01].values()))
-            for student in (*STUDENTS, DIES)}, log
+    return _results(course), log
 
 
 @pytest.fixture(scope="module")
-def graded_twice(tmp_path_factory):
+def graded_three_ways(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("kernels are forked, and get leased uids, only when grading as root")
     course = make_course(tmp_path_factory.mktemp("isolation") / "course")
@@ -195,96 +197,96 @@ def graded_twice(tmp_path_factory):
             "forked as an ordinary user": as_nobody, "forked as an ordinary user log": nobody_log}
 
 
-def _graded(graded_twice: dict, path: str) -> dict:
-    if graded_twice[path] is None:
+def _graded(graded_three_ways: dict, path: str) -> dict:
+    if graded_three_ways[path] is None:
         pytest.skip("grading as an ordinary user needs the hub's shared environment (make hub-env)")
-    return graded_twice[path]
+    return graded_three_ways[path]
 
 
 PATHS = ["forked", "one by one", "forked as an ordinary user"]
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_every_call_that_reaches_past_the_kernel_is_denied(graded_twice, path):
-    for student, (probed, _) in _graded(graded_twice, path).items():
+def test_every_call_that_reaches_past_the_kernel_is_denied(graded_three_ways, path):
+    for student, (probed, _) in _graded(graded_three_ways, path).items():
         assert {call: probed.get(call) for call in CALLS} == {call: "EPERM" for call in CALLS}, (student, probed)
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_no_capability_and_the_filter_on(graded_twice, path):
-    for student, (probed, _) in _graded(graded_twice, path).items():
+def test_no_capability_and_the_filter_on(graded_three_ways, path):
+    for student, (probed, _) in _graded(graded_three_ways, path).items():
         assert int(probed["CapBnd"], 16) == int(probed["CapEff"], 16) == int(probed["CapPrm"], 16) == 0, probed
         assert probed["Seccomp"] == "2" and probed["NoNewPrivs"] == "1", probed
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_each_kernel_has_its_own_user_namespace(graded_twice, path):
+def test_each_kernel_has_its_own_user_namespace(graded_three_ways, path):
     grader = os.readlink("/proc/self/ns/user")
-    for student, (probed, _) in _graded(graded_twice, path).items():
+    for student, (probed, _) in _graded(graded_three_ways, path).items():
         assert probed["user_namespace"].startswith("user:[") and probed["user_namespace"] != grader, probed
 
 
-def test_no_uid_is_shared_between_kernels_or_runs(graded_twice):
+def test_no_uid_is_shared_between_kernels_or_runs(graded_three_ways):
     """Six kernels (three students, graded twice, once per path): six uids, all leased from the configured range
     and all given back, the ones whose kernel died too."""
-    uids = [int(probed["uid"]) for path in ("forked", "one by one") for probed, _ in graded_twice[path].values()]
+    uids = [int(probed["uid"]) for path in ("forked", "one by one") for probed, _ in graded_three_ways[path].values()]
     assert len(set(uids)) == len(uids), uids
     base, count = SandboxedExecute.sandbox_uid_base.default_value, SandboxedExecute.sandbox_uid_count.default_value
     assert all(base <= uid < base + count for uid in uids), uids
     assert not any((UidLease.LOCKS / str(uid)).exists() for uid in uids)
 
 
-def test_the_probing_students_still_get_full_marks(graded_twice):
+def test_the_probing_students_still_get_full_marks(graded_three_ways):
     for path in PATHS:
         for student in STUDENTS:
-            if graded_twice[path] is None:
+            if graded_three_ways[path] is None:
                 continue  # skipped above, as in _graded
-            score = graded_twice[path][student][1]
+            score = graded_three_ways[path][student][1]
             assert score == FULL_MARKS, (path, student, score)
 
 
 @pytest.mark.parametrize("path", ["forked", "forked as an ordinary user"])
-def test_the_forked_runs_forked_their_kernels(graded_twice, path):
+def test_the_forked_runs_forked_their_kernels(graded_three_ways, path):
     """The zygote's self-test passed here, so these runs did not fall back to starting kernels one by one."""
-    _graded(graded_twice, path)
-    log = graded_twice[f"{path} log"]
+    _graded(graded_three_ways, path)
+    log = graded_three_ways[f"{path} log"]
     assert "kernels start one by one" not in log, log[-3000:]
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_no_kernel_reaches_a_fork_server(graded_twice, path):
+def test_no_kernel_reaches_a_fork_server(graded_three_ways, path):
     """Not its socket, not its log, not a kernel's run folder: covered in each kernel's mount namespace (an ordinary
     user's kernels all have that user's uid, so permissions alone would not keep them apart)."""
-    for student, (probed, _) in _graded(graded_twice, path).items():
+    for student, (probed, _) in _graded(graded_three_ways, path).items():
         assert probed["fork_server_reachable"] == "0", (student, probed)
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_no_kernel_leaves_a_file_for_the_next(graded_twice, path):
+def test_no_kernel_leaves_a_file_for_the_next(graded_three_ways, path):
     """The system a kernel sees is read-only but for its own /tmp, /dev/shm and run folder: an ordinary user's
     kernels share a uid, and a file left in the zygote's root (/etc/ipython's kernel config) would run in every kernel
     forked after it."""
-    for student, (probed, _) in _graded(graded_twice, path).items():
+    for student, (probed, _) in _graded(graded_three_ways, path).items():
         assert probed["wrote_system"] == "0", (student, probed)
         assert probed["moved_ipc"] == "0", (student, probed)
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_no_kernel_leaves_its_folder_behind(graded_twice, path):
+def test_no_kernel_leaves_its_folder_behind(graded_three_ways, path):
     """Each probe closed a folder it made (chmod 0) with a file in it: an ordinary user's grader has the kernel's uid
     and no power over modes, so it must open them up again to remove the kernel's run folder."""
-    for student, (probed, _) in _graded(graded_twice, path).items():
+    for student, (probed, _) in _graded(graded_three_ways, path).items():
         assert not os.path.lexists(probed["run_folder"]), (student, probed["run_folder"])
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_no_kernel_holds_the_graders_output(graded_twice, path):
+def test_no_kernel_holds_the_graders_output(graded_three_ways, path):
     """A kernel's stdout and stderr are a file of its own: with the grader's it could forge, read or truncate its
     log (a hostile review did, as an ordinary user)."""
-    for student, (probed, _) in _graded(graded_twice, path).items():
+    for student, (probed, _) in _graded(graded_three_ways, path).items():
         assert probed["own_output"] == "1", (student, probed)
 
 
-def test_an_ordinary_users_kernels_keep_its_uid(graded_twice):
-    for student, (probed, _) in _graded(graded_twice, "forked as an ordinary user").items():
+def test_an_ordinary_users_kernels_keep_its_uid(graded_three_ways):
+    for student, (probed, _) in _graded(graded_three_ways, "forked as an ordinary user").items():
         assert probed["uid"] == str(NOBODY), (student, probed)

@@ -158,9 +158,10 @@ def _read_only_system(req):
 
 def _is_device(path):
     try:
-        return stat.S_ISCHR(os.lstat(path).st_mode) or stat.S_ISBLK(os.lstat(path).st_mode)
+        mode = os.lstat(path).st_mode
     except OSError:
         return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
 
 def _hide_fork_server(req):
     """Cover the fork server's folder (its socket, its log, every kernel's run folder) with an empty read-only

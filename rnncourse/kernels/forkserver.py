@@ -13,7 +13,7 @@ and then, per kernel, forks a child that isolates itself before any student code
   of ``rnncourse.kernels.seccomp``;
 * its working copy, home and Unix sockets in a run folder of its own; the server's folder (socket, log, the other
   kernels' run folders) is covered by an empty read-only tmpfs in its mount namespace, its own run folder bound
-  back on top. (As root the run folder also belongs to the kernel's uid alone.)
+  back on top, read-only itself but for its ipc/, work/ and home/ (nothing in it can be renamed).
 
 As an ordinary user (the hub's grading service runs as the instructor) the zygote runs in a user namespace of
 bwrap's, holding CAP_SYS_ADMIN there only, enough to make each kernel's namespaces and mounts.
